@@ -1,0 +1,29 @@
+# zeroskip: `make demo` runs the main job, `make test` the test suite. Both set up first.
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-$(shell cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test fuzz bench lint synth clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	rm -f $(VENV)/.setup-*
+	touch $@
+
+demo: setup
+	$(BIN)/zeroskip demo
+
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+fuzz: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --fuzz -m "slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/zeroskip bench
+
+clean:
+	rm -rf outputs build .pytest_cache .zeroskip-cache

@@ -1,0 +1,1 @@
+"""zeroskip.host: train, prune, quantise, compile and export (needs torch for training)."""

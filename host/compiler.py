@@ -1,0 +1,336 @@
+"""Compiler: QModel → engine program (docs/hardware.md).
+
+Pure functions over numpy arrays and frozen dataclasses; no torch. Decisions made here,
+not in hardware:
+
+* activation layout: each layer's input is a zero-padded (C, H+2p, W+2p) region (dense
+  (C, H, W) before an FC layer, matching ``torch.flatten``); regions are placed disjoint
+  when they fit, so padding borders cleared at load stay zero, else they ping-pong between
+  two areas and padded outputs are cleared per layer;
+* the tile shape per layer: P output pixels × Q entries (P·Q = LANES), picked by
+  predicted cycles (pixel-parallel for convolutions, entry-parallel for FC layers);
+* entry order and grouping: each row's non-zero weights in index order, run-length coded
+  (4-bit run codes), zero-weight fillers for long gaps, and groups of Q entries whose
+  non-zero lanes never collide in an activation bank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from zeroskip.driver.program import (
+    BLOCK_BEATS,
+    BLOCK_ENTRIES,
+    F_OUT,
+    F_POOL,
+    F_RELU,
+    GROUP_END,
+    MAX_RUN,
+    N_TAPS,
+    ChannelRec,
+    HwConfig,
+    LayerDesc,
+    LayerProgram,
+    Program,
+)
+
+from .qmodel import QLayer, QModel
+
+
+class CompileError(ValueError):
+    """The model does not fit or cannot be expressed on the engine."""
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """How the driver packs one image for the engine: pad (C, H, W) by ``pad`` on each
+    spatial side and flatten; ``in_bytes`` is the packed size."""
+
+    shape: tuple
+    pad: int
+    in_bytes: int
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "pad": self.pad, "in_bytes": self.in_bytes}
+
+
+@dataclass(frozen=True)
+class _Region:
+    base: int
+    shape: tuple  # (C, H, W) of the tensor, or (N,) flat
+    pad: int
+
+    @property
+    def row_stride(self) -> int:
+        return self.shape[2] + 2 * self.pad if len(self.shape) == 3 else 1
+
+    @property
+    def ch_stride(self) -> int:
+        if len(self.shape) == 3:
+            return (self.shape[1] + 2 * self.pad) * self.row_stride
+        return 1
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.ch_stride if len(self.shape) == 3 else int(self.shape[0])
+
+    @property
+    def interior(self) -> int:
+        return self.base + self.pad * self.row_stride + self.pad if len(self.shape) == 3 else self.base
+
+
+def _consumer_pad(layers: tuple, i: int) -> int:
+    """Padding the input of layer i needs."""
+    return layers[i].padding if layers[i].kind == "conv" else 0
+
+
+def plan_regions(model: QModel, hw: HwConfig) -> tuple[list[_Region], list[bool]]:
+    """Input region of every layer, and whether layer i must clear its output region."""
+    shapes = model.shapes()
+    L = len(model.layers)
+    regs = []
+    for i in range(L):
+        shp = shapes[i]
+        pad = _consumer_pad(model.layers, i)
+        if model.layers[i].kind == "fc":
+            shp = (int(np.prod(shp)),)
+        regs.append(_Region(0, tuple(int(s) for s in shp), pad))
+    total = sum(r.size for r in regs)
+    clears = [False] * L
+    if total <= hw.act_bytes:
+        base = 0
+        out = []
+        for r in regs:
+            out.append(_Region(base, r.shape, r.pad))
+            base += r.size
+        return out, clears
+    # ping-pong between area A (even regions) and area B (odd regions)
+    size_a = max(r.size for r in regs[0::2])
+    size_b = max((r.size for r in regs[1::2]), default=0)
+    if size_a + size_b > hw.act_bytes:
+        raise CompileError(
+            f"activations need {size_a + size_b} bytes even when ping-ponged, overlay has ACT_BYTES="
+            f"{hw.act_bytes}: shrink the feature maps or build the overlay with a larger ACT_BYTES")
+    out = [_Region(0 if i % 2 == 0 else size_a, r.shape, r.pad) for i, r in enumerate(regs)]
+    for i in range(L - 1):
+        clears[i] = out[i + 1].pad > 0
+    return out, clears
+
+
+def _row_entries(w_row: np.ndarray, layer: QLayer, tb: int, dense: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(k, weight) of one output channel's entries in index order."""
+    if layer.kind == "conv":
+        c_in, kh, kw = w_row.shape
+        taps = kh * kw
+        flat = w_row.reshape(c_in, taps)
+        ks = (np.arange(c_in)[:, None] << tb) + np.arange(taps)[None, :]
+    else:
+        flat = w_row.reshape(1, -1)
+        ks = np.arange(flat.size)[None, :]
+    ks = ks.reshape(-1)
+    ws = flat.reshape(-1)
+    if not dense:
+        nz = ws != 0
+        ks, ws = ks[nz], ws[nz]
+    return ks.astype(np.int64), ws.astype(np.int8)
+
+
+def _runs_with_fillers(ks: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Insert zero-weight fillers so no run exceeds MAX_RUN; returns (k, w, code)."""
+    k_out, w_out, c_out = [], [], []
+    prev = 0
+    for k, w in zip(ks.tolist(), ws.tolist()):
+        gap = k - prev
+        while gap > MAX_RUN:
+            prev += MAX_RUN
+            k_out.append(prev)
+            w_out.append(0)
+            c_out.append(MAX_RUN)
+            gap -= MAX_RUN
+        k_out.append(k)
+        w_out.append(w)
+        c_out.append(gap)
+        prev = k
+    return (np.array(k_out, np.int64), np.array(w_out, np.int8), np.array(c_out, np.uint8))
+
+
+def _group(ks, ws, codes, offsets_of, P: int, Q: int, lanes: int):
+    """Pack a row's entries into groups of Q slots whose non-zero lanes never collide in a
+    bank, ending a group early (and the row's last group) with a GROUP_END code.
+    Returns (stream codes, stream weights, n_groups ≥ 1)."""
+    if ks.size == 0:  # an all-zero row still produces its bias: one group of zero weights
+        if Q == 1:
+            return np.zeros(1, np.uint8), np.zeros(1, np.int8), 1
+        return np.array([GROUP_END], np.uint8), np.zeros(1, np.int8), 1
+    if Q == 1:
+        return codes, ws, int(ks.size)
+    out_c: list[int] = []
+    out_w: list[int] = []
+    used: dict[int, int] = {}  # bank → relative address of the open group's non-zero lanes
+    fill = 0
+    groups = 0
+    lane_p = np.arange(P)
+    for k, w, c in zip(ks.tolist(), ws.tolist(), codes.tolist()):
+        rel = (offsets_of(k) + lane_p).tolist() if w != 0 else []
+        if fill and any(used.get(a % lanes, a) != a for a in rel):
+            out_c.append(GROUP_END)  # close the group: the rest are zero-weight slots
+            out_w.append(0)
+            fill, used = 0, {}
+            groups += 1
+        out_c.append(c)
+        out_w.append(w)
+        for a in rel:
+            used[a % lanes] = a
+        fill += 1
+        if fill == Q:
+            fill, used = 0, {}
+            groups += 1
+    if fill:
+        out_c.append(GROUP_END)
+        out_w.append(0)
+        groups += 1
+    return np.array(out_c, np.uint8), np.array(out_w, np.int8), groups
+
+
+def _tb_for(layer: QLayer) -> int:
+    taps = layer.kernel[0] * layer.kernel[1]
+    if taps > N_TAPS:
+        raise CompileError(f"{layer.name or layer.kind}: kernel {layer.kernel} has {taps} taps; the engine "
+                           f"supports at most {N_TAPS} per input channel (e.g. 3x3 or 4x4)")
+    return (taps - 1).bit_length() if taps > 1 else 0
+
+
+def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_out: _Region | None,
+                   clear: bool, hw: HwConfig, dense: bool, in_shape, out_shape) -> LayerProgram:
+    lanes = hw.lanes
+    tb = _tb_for(layer)
+    if layer.kind == "conv":
+        _, h, w = in_shape
+        kh, kw = layer.kernel
+        ho, wo = h + 2 * layer.padding - kh + 1, w + 2 * layer.padding - kw + 1
+        taps = [ky * reg_in.row_stride + kx for ky in range(kh) for kx in range(kw)]
+        in_cs = reg_in.ch_stride
+    else:
+        ho = wo = 1
+        taps = [0]
+        in_cs = 1
+    if layer.pool:
+        h_it, w_need = 2 * (ho // 2), 2 * (wo // 2)
+    else:
+        h_it, w_need = ho, wo
+    tap_offset = tuple(taps + [0] * (N_TAPS - len(taps)))
+
+    def offsets_of(k: int) -> int:
+        return ((k >> tb) * in_cs + tap_offset[k & ((1 << tb) - 1)]) & 0xFFFF
+
+    rows = [_runs_with_fillers(*_row_entries(layer.weight[c], layer, tb, dense)) for c in range(layer.c_out)]
+    if layer.kind == "fc":
+        p_options = [1]
+    else:
+        p_options = [1 << e for e in range(hw.lanes_log2 + 1) if (1 << e) >= (2 if layer.pool else 1)]
+    best = None
+    for P in p_options:
+        Q = lanes // P
+        n_xt = -(-w_need // P)
+        grouped = [_group(k, wv, cd, offsets_of, P, Q, lanes) for (k, wv, cd) in rows]
+        cycles = sum(g[2] for g in grouped) * h_it * n_xt
+        if best is None or cycles < best[0] or (cycles == best[0] and P > best[1]):
+            best = (cycles, P, Q, n_xt, grouped)
+    _, P, Q, n_xt, grouped = best
+    flags = (F_RELU if layer.relu else 0) | (F_POOL if layer.pool else 0) | (F_OUT if last else 0)
+    if last:
+        out_base = out_rs = 0
+        out_cs = 1
+        clear_base = clear_len = 0
+    else:
+        out_base, out_rs, out_cs = reg_out.interior, reg_out.row_stride, reg_out.ch_stride
+        if len(reg_out.shape) == 1:  # flat (FC input): (C, H, W) order
+            if len(out_shape) == 3:
+                out_rs, out_cs = out_shape[2], out_shape[1] * out_shape[2]
+            else:
+                out_rs, out_cs = 1, 1
+        clear_base, clear_len = (reg_out.base, reg_out.size) if clear else (0, 0)
+    desc = LayerDesc(
+        flags=flags, p_log2=P.bit_length() - 1, q_log2=Q.bit_length() - 1, tb=tb, c_out=layer.c_out,
+        h_it=h_it, n_xt=n_xt, w_valid=w_need, in_ch_stride=in_cs & 0xFFFF,
+        in_base=reg_in.base, in_row_stride=reg_in.row_stride if layer.kind == "conv" else 0,
+        out_base=out_base, out_row_stride=out_rs, out_ch_stride=out_cs,
+        clear_base=clear_base, clear_len=clear_len, tap_offset=tap_offset)
+    chans = tuple(ChannelRec(bias=int(layer.bias[c]), mult=int(layer.mult[c]) if not last else 1,
+                             shift=int(layer.shift[c]) if not last else 1, n_groups=int(grouped[c][2]))
+                  for c in range(layer.c_out))
+    codes = np.concatenate([g[0] for g in grouped]).astype(np.uint8)
+    weights = np.concatenate([g[1] for g in grouped]).astype(np.int8)
+    return LayerProgram(desc=desc, channels=chans, codes=codes, weights=weights)
+
+
+def _check_acc_bound(model: QModel) -> None:
+    for i, layer in enumerate(model.layers):
+        wabs = np.abs(layer.weight.astype(np.int64)).reshape(layer.c_out, -1).sum(axis=1)
+        bound = wabs * 128 + np.abs(layer.bias.astype(np.int64))
+        if np.any(bound >= 2 ** 31):
+            raise CompileError(f"layer {i}: the int32 accumulator could overflow (bound {int(bound.max())}); "
+                               "re-quantise with smaller weights or bias")
+
+
+def input_layout(model: QModel) -> InputLayout:
+    shape = tuple(int(s) for s in model.input_shape)
+    first = model.layers[0]
+    pad = first.padding if first.kind == "conv" else 0
+    c, h, w = shape
+    return InputLayout(shape=shape, pad=pad, in_bytes=c * (h + 2 * pad) * (w + 2 * pad))
+
+
+def compile_model(model: QModel, hw: HwConfig, *, dense: bool = False) -> Program:
+    """Compile ``model`` for ``hw``. ``dense=True`` keeps zero weights as entries (the
+    baseline that spends a lane slot on every weight)."""
+    _check_acc_bound(model)
+    L = len(model.layers)
+    if L > hw.max_layers:
+        raise CompileError(f"{L} layers, overlay has MAX_LAYERS={hw.max_layers}")
+    if model.layers[-1].c_out > hw.out_cap:
+        raise CompileError(f"{model.layers[-1].c_out} outputs, overlay has OUT_CAP={hw.out_cap}")
+    regs, clears = plan_regions(model, hw)
+    shapes = model.shapes()
+    layers = []
+    for i, layer in enumerate(model.layers):
+        last = i == L - 1
+        layers.append(_compile_layer(layer, i, last, regs[i], None if last else regs[i + 1], clears[i], hw, dense,
+                                     shapes[i], shapes[i + 1]))
+    top = max(r.base + r.size for r in regs)
+    act_log2 = max(0, (top - 1).bit_length())
+    lay = input_layout(model)
+    prog = Program(lanes=hw.lanes, in_base=regs[0].base, in_bytes=lay.in_bytes, n_out=model.layers[-1].c_out,
+                   layers=tuple(layers), act_log2=act_log2,
+                   meta={"input_layout": lay.to_dict(), "dense": dense, "model": model.name})
+    if prog.slots_used() > hw.w_slots:
+        raise CompileError(f"the program needs {prog.slots_used()} weight slots, overlay has W_SLOTS={hw.w_slots}: "
+                           "prune harder or build a larger overlay")
+    if prog.n_channels > hw.ch_cap:
+        raise CompileError(f"{prog.n_channels} output channels in all, overlay has CH_CAP={hw.ch_cap}")
+    return prog
+
+
+def pack_inputs(x_int8: np.ndarray, layout: dict | InputLayout) -> np.ndarray:
+    """int8 images (N, C, H, W) → uint8 (N, in_bytes) in the engine's input layout."""
+    if isinstance(layout, InputLayout):
+        layout = layout.to_dict()
+    pad = int(layout["pad"])
+    x = np.asarray(x_int8, np.int8)
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(layout["shape"]):
+        raise ValueError(f"inputs have shape {x.shape[1:]}, the bundle expects {tuple(layout['shape'])}")
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    return x.reshape(x.shape[0], -1).view(np.uint8)
+
+
+def weight_bytes(model: QModel, prog: Program) -> tuple[int, int]:
+    """(dense int8 weight bytes, compressed bytes): compressed = the program's weight
+    blocks (4-bit run code + int8 weight per entry, fillers and padding included, whole
+    16-entry blocks) plus a 4-byte row length per output channel."""
+    dense = sum(int(layer.weight.size) for layer in model.layers)
+    comp = 0
+    for lp in prog.layers:
+        comp += BLOCK_BEATS * 8 * (-(-lp.n_entries // BLOCK_ENTRIES)) + 4 * len(lp.channels)
+    return dense, comp
