@@ -1,0 +1,166 @@
+"""Bundle: the folder that carries a compiled model from the PC to the board.
+
+Loading checks everything before any DMA: the manifest parses, its format versions match
+this software, every listed file exists with the recorded size and sha256, the programs
+decode under the bundle's hardware config, and inputs/expected outputs have the shapes
+the program needs. Every failure is a :class:`BundleError` naming the file and the fix.
+Layout: docs/bundle.md. numpy only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import contract as C
+from .program import HwConfig, Program, ProgramError, decode_program
+
+BUNDLE_FORMAT = "zeroskip-bundle"
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+REQUIRED = ("program.bin", "program_dense.bin", "inputs.npy", "expected.npy", "weights_indices.bin",
+            "weights_values.bin", "weights_metadata.json", "weight_store.hex", "program.hex")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the file and the fix."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Bundle:
+    path: Path
+    manifest: dict
+    hw: HwConfig
+    program_beats: np.ndarray
+    dense_beats: np.ndarray
+    program: Program
+    dense_program: Program
+    inputs: np.ndarray  # int8 (N, C, H, W)
+    expected: np.ndarray  # int32 (N, n_out)
+    labels: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def input_layout(self) -> dict:
+        return self.manifest["input_layout"]
+
+    @property
+    def n_out(self) -> int:
+        return int(self.manifest["n_out"])
+
+    def packed_inputs(self, x: np.ndarray | None = None) -> np.ndarray:
+        """int8 images → uint8 (N, in_bytes) in the engine's input layout (pad + flatten)."""
+        return pack_inputs(self.inputs if x is None else x, self.input_layout)
+
+
+def pack_inputs(x_int8: np.ndarray, layout: dict) -> np.ndarray:
+    """int8 images (N, C, H, W) → uint8 (N, in_bytes): zero-pad H and W by ``pad``, flatten."""
+    pad = int(layout["pad"])
+    x = np.asarray(x_int8)
+    if x.dtype != np.int8:
+        raise ValueError(f"inputs must be int8, got {x.dtype}")
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(layout["shape"]):
+        raise ValueError(f"inputs have shape {tuple(x.shape[1:])}, the bundle expects {tuple(layout['shape'])}")
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out = x.reshape(x.shape[0], -1).view(np.uint8)
+    if out.shape[1] != int(layout["in_bytes"]):
+        raise ValueError(f"packed image has {out.shape[1]} bytes, layout says {layout['in_bytes']}")
+    return out
+
+
+def read_beats(path: Path) -> np.ndarray:
+    raw = Path(path).read_bytes()
+    if len(raw) % 8:
+        raise BundleError(f"{Path(path).name}: {len(raw)} bytes is not a whole number of 64-bit beats; "
+                          "the file is truncated or corrupt: re-export the bundle")
+    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
+
+
+def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
+    """Load and check a bundle folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"{path}: not a bundle folder (no such directory); run `zeroskip export` to make one")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{mpath}: missing manifest; the folder is not a complete bundle: re-export it")
+    try:
+        man = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath}: manifest is not valid JSON ({e}); re-export the bundle") from None
+    if not isinstance(man, dict) or man.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{mpath}: not a zeroskip bundle manifest (format={man.get('format') if isinstance(man, dict) else None!r})")
+    if man.get("bundle_version") != BUNDLE_VERSION:
+        raise BundleError(f"{mpath}: bundle version {man.get('bundle_version')}, this zeroskip reads version "
+                          f"{BUNDLE_VERSION}: re-export the bundle with this zeroskip version")
+    if man.get("program_format_version") != C.FORMAT_VERSION:
+        raise BundleError(f"{mpath}: program format version {man.get('program_format_version')}, this zeroskip and "
+                          f"overlay use {C.FORMAT_VERSION}: re-export the bundle with this zeroskip version")
+    files = man.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{mpath}: manifest has no 'files' table; re-export the bundle")
+    for name in REQUIRED:
+        if name not in files:
+            raise BundleError(f"{mpath}: manifest lists no {name}; re-export the bundle")
+    for name, rec in files.items():
+        fp = path / name
+        if Path(name).name != name:
+            raise BundleError(f"{mpath}: file name {name!r} is not a plain file name")
+        if not fp.is_file():
+            raise BundleError(f"{fp}: missing file listed in the manifest; copy the whole bundle folder again")
+        if verify:
+            size = fp.stat().st_size
+            if size != rec.get("bytes"):
+                raise BundleError(f"{fp}: {size} bytes, manifest says {rec.get('bytes')}: the file is truncated or "
+                                  "was changed; copy the bundle again or re-export it")
+            if sha256_file(fp) != rec.get("sha256"):
+                raise BundleError(f"{fp}: sha256 differs from the manifest: the file is corrupt or was edited; "
+                                  "copy the bundle again or re-export it")
+    try:
+        hw = HwConfig.from_dict(man["hw"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{mpath}: bad hardware config 'hw' ({e}); re-export the bundle") from None
+    beats = read_beats(path / "program.bin")
+    dense = read_beats(path / "program_dense.bin")
+    progs = []
+    for nm, b in (("program.bin", beats), ("program_dense.bin", dense)):
+        try:
+            progs.append(decode_program(b, hw))
+        except ProgramError as e:
+            raise BundleError(f"{path / nm}: the program does not decode: {e}; re-export the bundle") from None
+    inputs = _load_npy(path / "inputs.npy", np.int8, 4)
+    expected = _load_npy(path / "expected.npy", np.int32, 2)
+    labels = _load_npy(path / "labels.npy", None, 1) if (path / "labels.npy").is_file() else None
+    prog = progs[0]
+    lay = man.get("input_layout", {})
+    if tuple(lay.get("shape", ())) != tuple(inputs.shape[1:]) or int(lay.get("in_bytes", -1)) != prog.in_bytes:
+        raise BundleError(f"{path / 'inputs.npy'}: images of shape {inputs.shape[1:]} do not match the input layout "
+                          f"{lay} / program in_bytes={prog.in_bytes}; re-export the bundle")
+    if expected.shape != (inputs.shape[0], prog.n_out) or int(man.get("n_out", -1)) != prog.n_out:
+        raise BundleError(f"{path / 'expected.npy'}: shape {expected.shape}, expected ({inputs.shape[0]}, {prog.n_out}); "
+                          "re-export the bundle")
+    return Bundle(path=path, manifest=man, hw=hw, program_beats=beats, dense_beats=dense, program=prog,
+                  dense_program=progs[1], inputs=inputs, expected=expected, labels=labels)
+
+
+def _load_npy(p: Path, dtype, ndim: int) -> np.ndarray:
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - numpy raises many kinds for a bad file
+        raise BundleError(f"{p}: not a readable .npy array ({e}); re-export the bundle") from None
+    if arr.ndim != ndim or (dtype is not None and arr.dtype != dtype):
+        raise BundleError(f"{p}: array {arr.dtype}{arr.shape}, expected {np.dtype(dtype) if dtype else ''} with "
+                          f"{ndim} dims; re-export the bundle")
+    return arr

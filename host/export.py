@@ -1,0 +1,140 @@
+"""Write a bundle (docs/bundle.md) atomically: everything goes into a temporary sibling
+folder that is renamed into place only when complete, so an interrupted export never
+leaves a half bundle that loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import zeroskip
+from zeroskip.driver import contract as C
+from zeroskip.driver.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST, sha256_file
+from zeroskip.driver.golden import image_timing
+from zeroskip.driver.program import HwConfig, Program, encode_program, store_hex
+
+from .compiler import compile_model, input_layout, weight_bytes
+from .qmodel import QModel
+
+
+def inspection_arrays(model: QModel) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(indices uint16, values int8, metadata) of every non-zero weight, layer by layer and
+    output channel by output channel; an index is the weight's position in its row
+    (c_in·K_h·K_w + ky·K_w + kx for a convolution, the input index for FC)."""
+    idx_parts, val_parts, layers = [], [], []
+    pos = 0
+    for i, layer in enumerate(model.layers):
+        rows = layer.weight.reshape(layer.c_out, -1)
+        if rows.shape[1] > 65535:
+            raise ValueError(f"layer {i}: rows of {rows.shape[1]} weights do not fit 16-bit indices")
+        segs = []
+        base = pos
+        for r in rows:
+            nz = np.flatnonzero(r)
+            segs.append([pos, int(nz.size)])
+            idx_parts.append(nz.astype(np.uint16))
+            val_parts.append(r[nz].astype(np.int8))
+            pos += nz.size
+        layers.append({"name": layer.name or f"layer{i}", "kind": layer.kind, "shape": list(layer.weight.shape),
+                       "base_offset": base, "channel_segments": segs})
+    meta = {"index_dtype": "uint16-le", "value_dtype": "int8",
+            "index_meaning": "position in the output channel's row: c_in*Kh*Kw + ky*Kw + kx (conv), input index (fc)",
+            "segment_meaning": "[offset, length] into the index/value arrays, one per output channel",
+            "layers": layers}
+    return (np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.uint16),
+            np.concatenate(val_parts) if val_parts else np.zeros(0, np.int8), meta)
+
+
+def program_stats(model: QModel, prog: Program, dense: Program) -> dict:
+    ts, td = image_timing(prog), image_timing(dense)
+    wd, wc = weight_bytes(model, prog)
+    macs_dense = sum(int(layer.weight.size) * _pixels(lp) for layer, lp in zip(model.layers, dense.layers))
+    return {"cycles_sparse": ts["total"], "cycles_dense": td["total"], "macs_sparse": ts["macs"],
+            "macs_dense": macs_dense, "weight_bytes_dense": wd, "weight_bytes_compressed": wc,
+            "layers": [{"P": lp.desc.P, "Q": lp.desc.Q, "issues_sparse": a.issues, "issues_dense": b.issues,
+                        "cycles_sparse": a.total, "cycles_dense": b.total, "macs_sparse": a.macs,
+                        "macs_dense": int(layer.weight.size) * _pixels(lp)}
+                       for layer, lp, a, b in zip(model.layers, prog.layers, ts["layers"], td["layers"])]}
+
+
+def _pixels(lp) -> int:
+    """Output pixels of one channel the layer computes (rows iterated × valid width)."""
+    return lp.desc.h_it * lp.desc.w_valid
+
+
+def _write(folder: Path, name: str, data: bytes | str) -> None:
+    p = folder / name
+    if isinstance(data, str):
+        p.write_text(data)
+    else:
+        p.write_bytes(data)
+
+
+def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.ndarray, expected: np.ndarray,
+                  labels: np.ndarray | None = None, info: dict | None = None) -> Path:
+    """Compile ``model`` (sparse and dense) and write the bundle to ``out_dir``.
+
+    ``inputs``: int8 (N, C, H, W) test images; ``expected``: int32 (N, n_out) from the
+    integer reference. Returns the bundle path."""
+    out_dir = Path(out_dir)
+    inputs = np.asarray(inputs)
+    expected = np.asarray(expected)
+    if inputs.dtype != np.int8 or inputs.ndim != 4:
+        raise ValueError(f"inputs must be int8 (N, C, H, W), got {inputs.dtype}{inputs.shape}")
+    if expected.dtype != np.int32 or expected.shape != (inputs.shape[0], model.layers[-1].c_out):
+        raise ValueError(f"expected must be int32 ({inputs.shape[0]}, {model.layers[-1].c_out}), got "
+                         f"{expected.dtype}{expected.shape}")
+    prog = compile_model(model, hw)
+    dense = compile_model(model, hw, dense=True)
+    beats, dbeats = encode_program(prog), encode_program(dense)
+    idx, vals, meta = inspection_arrays(model)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        _write(tmp, "program.bin", beats.astype("<u8").tobytes())
+        _write(tmp, "program_dense.bin", dbeats.astype("<u8").tobytes())
+        _write(tmp, "program.hex", "".join(f"{int(b):016x}\n" for b in beats))
+        _write(tmp, "weight_store.hex", store_hex(prog, hw))
+        _write(tmp, "weights_indices.bin", idx.astype("<u2").tobytes())
+        _write(tmp, "weights_values.bin", vals.tobytes())
+        _write(tmp, "weights_metadata.json", json.dumps(meta, indent=1))
+        np.save(tmp / "inputs.npy", inputs)
+        np.save(tmp / "expected.npy", expected.astype(np.int32))
+        if labels is not None:
+            np.save(tmp / "labels.npy", np.asarray(labels, np.int64))
+        files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())}
+        manifest = {
+            "format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "program_format_version": C.FORMAT_VERSION,
+            "zeroskip_version": zeroskip.__version__, "hw": hw.to_dict(), "ip_vlnv": C.VLNV,
+            "model": {"name": model.name, "input_scale": model.input_scale, **(info or {})},
+            "input_layout": input_layout(model).to_dict(), "n_out": int(prog.n_out), "n_samples": int(inputs.shape[0]),
+            "predicted": program_stats(model, prog, dense), "files": files,
+        }
+        _write(tmp, MANIFEST, json.dumps(manifest, indent=1, default=_json_default))
+        os.chmod(tmp, 0o755)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
