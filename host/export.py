@@ -11,12 +11,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-import zeroskip
 from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST, sha256_file
 from zeroskip.driver.golden import image_timing
 from zeroskip.driver.program import HwConfig, Program, encode_program, store_hex
+
+import zeroskip
 
 from .compiler import compile_model, input_layout, weight_bytes
 from .qmodel import QModel

@@ -7,17 +7,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import npref
 import numpy as np
 import pytest
-
 from zeroskip.driver.bundle import BundleError, load_bundle
 from zeroskip.driver.golden import GoldenEngine
 from zeroskip.driver.program import HwConfig
 from zeroskip.host import export as export_mod
 from zeroskip.host.export import export_bundle
 from zeroskip.host.randnet import random_input, random_qmodel
-
-import npref
 
 
 @pytest.fixture()

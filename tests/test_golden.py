@@ -1,20 +1,30 @@
 """Golden model and compiler: bit-exact against independent references on random
 networks, program round trips, conflict-free packing, and the loader's checks."""
 
+import npref
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from zeroskip.driver import contract as C
-from zeroskip.driver.golden import (GoldenEngine, image_timing, pack_image_beats, parse_response,
-                                    predict_cycles, unpack_results)
-from zeroskip.driver.program import (HwConfig, decode_entries, decode_program, encode_program, store_hex,
-                                     store_image)
+from zeroskip.driver.golden import (
+    GoldenEngine,
+    image_timing,
+    pack_image_beats,
+    parse_response,
+    predict_cycles,
+    unpack_results,
+)
+from zeroskip.driver.program import (
+    HwConfig,
+    decode_entries,
+    decode_program,
+    encode_program,
+    store_hex,
+    store_image,
+)
 from zeroskip.host.compiler import CompileError, compile_model, pack_inputs
 from zeroskip.host.randnet import random_input, random_qmodel
-
-import npref
 
 E = C.ERROR_CODES
 

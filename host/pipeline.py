@@ -1,0 +1,165 @@
+"""End-to-end host pipeline: train → prune → fine-tune → quantise → integer reference.
+
+Trained models are cached under ``$ZEROSKIP_CACHE/models`` (default
+``~/.cache/zeroskip/models``) keyed by the configuration and the host sources, so a
+warm ``zeroskip demo`` skips training; ``--no-cache`` retrains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .qmodel import QLayer, QModel
+
+HOST_DIR = Path(__file__).resolve().parent
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ZEROSKIP_CACHE", Path.home() / ".cache" / "zeroskip"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "synthetic"
+    sparsity: float = 0.70
+    seed: int = 0
+    epochs: int | None = None
+    finetune_epochs: int | None = None
+    model: str = "tiny"
+
+    def key(self) -> str:
+        src = b"".join(p.read_bytes() for p in sorted(HOST_DIR.glob("*.py"))
+                       if p.name in ("datasets.py", "models.py", "train.py", "prune.py", "quantize.py", "qmodel.py"))
+        h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode() + src).hexdigest()[:16]
+        return f"{self.dataset}-{self.model}-s{self.sparsity:.3f}-seed{self.seed}-{h}"
+
+
+@dataclass
+class Trained:
+    config: TrainConfig
+    qmodel: QModel
+    x_test_int8: np.ndarray
+    y_test: np.ndarray
+    expected: np.ndarray  # int32 logits from the PyTorch integer reference
+    accuracy_float: float
+    accuracy_int8: float
+    sparsity: float
+    layer_sparsity: list
+    seconds: dict = field(default_factory=dict)
+    cached: bool = False
+
+
+def save_qmodel(path: Path, q: QModel) -> None:
+    arrays = {}
+    layers = []
+    for i, layer in enumerate(q.layers):
+        for nm in ("weight", "bias", "mult", "shift"):
+            arrays[f"l{i}_{nm}"] = getattr(layer, nm)
+        layers.append({"kind": layer.kind, "padding": layer.padding, "relu": layer.relu, "pool": layer.pool,
+                       "out_scale": layer.out_scale, "name": layer.name})
+    np.savez(path.with_suffix(".npz"), **arrays)
+    path.with_suffix(".json").write_text(json.dumps({"input_shape": list(q.input_shape), "input_scale": q.input_scale,
+                                                     "name": q.name, "layers": layers, "meta": q.meta}, default=str))
+
+
+def load_qmodel(path: Path) -> QModel:
+    meta = json.loads(path.with_suffix(".json").read_text())
+    arr = np.load(path.with_suffix(".npz"))
+    layers = tuple(QLayer(kind=lm["kind"], weight=arr[f"l{i}_weight"], bias=arr[f"l{i}_bias"],
+                          mult=arr[f"l{i}_mult"], shift=arr[f"l{i}_shift"], padding=lm["padding"], relu=lm["relu"],
+                          pool=lm["pool"], out_scale=lm["out_scale"], name=lm["name"])
+                   for i, lm in enumerate(meta["layers"]))
+    return QModel(input_shape=tuple(meta["input_shape"]), layers=layers, input_scale=meta["input_scale"],
+                  name=meta["name"], meta=meta.get("meta", {}))
+
+
+def _spec_for(cfg: TrainConfig, data):
+    from .models import tiny_cnn_spec
+
+    if cfg.model != "tiny":
+        raise ValueError(f"unknown model {cfg.model!r}: this command builds 'tiny' (TinyCNN)")
+    return tiny_cnn_spec(data.input_shape, data.n_classes)
+
+
+def train_float(cfg: TrainConfig, data, *, quiet: bool = False):
+    """Train the float model (no pruning). Returns (model, seconds)."""
+    from . import train as T
+    from .models import build_model
+
+    T.set_seed(cfg.seed)
+    model = build_model(_spec_for(cfg, data), seed=cfg.seed)
+    t = time.perf_counter()
+    T.train(model, data.x_train, data.y_train, epochs=cfg.epochs if cfg.epochs is not None else T.DEFAULT_EPOCHS,
+            seed=cfg.seed, quiet=quiet, desc=f"train {cfg.dataset}")
+    return model, time.perf_counter() - t
+
+
+def prune_quantize(cfg: TrainConfig, model, data, *, quiet: bool = False) -> Trained:
+    """Prune a trained float model (in place) to ``cfg.sparsity``, fine-tune with masks,
+    make the zeros permanent, quantise, and evaluate float vs int8."""
+    from . import prune as PR
+    from . import train as T
+    from .quantize import quantize, quantize_input
+    from .reference import run_reference
+
+    secs = {}
+    t = time.perf_counter()
+    if cfg.sparsity > 0:
+        PR.prune_global(model, cfg.sparsity)
+        ft = cfg.finetune_epochs if cfg.finetune_epochs is not None else T.DEFAULT_FINETUNE_EPOCHS
+        if ft:
+            PR.finetune(model, data.x_train, data.y_train, epochs=ft, seed=cfg.seed, quiet=quiet,
+                        desc=f"finetune {cfg.sparsity:.2f}")
+        PR.finalize(model)
+    secs["prune_finetune"] = time.perf_counter() - t
+    t = time.perf_counter()
+    acc_f = T.evaluate(model, data.x_test, data.y_test)
+    q = quantize(model, data.x_train, name=f"tinycnn-{cfg.dataset}")
+    x_int8 = quantize_input(data.x_test, q.input_scale)
+    expected = run_reference(q, x_int8).astype(np.int32)
+    acc_q = float(np.mean(expected.argmax(axis=1) == data.y_test))
+    secs["quantize_reference"] = time.perf_counter() - t
+    return Trained(config=cfg, qmodel=q, x_test_int8=x_int8, y_test=np.asarray(data.y_test), expected=expected,
+                   accuracy_float=float(acc_f), accuracy_int8=acc_q, sparsity=PR.weight_sparsity(model),
+                   layer_sparsity=PR.layer_sparsity(model), seconds=secs)
+
+
+def get_trained(cfg: TrainConfig, *, quiet: bool = False, use_cache: bool = True) -> Trained:
+    """Train, prune and quantise per ``cfg`` (or load the cached result)."""
+    from .datasets import load_dataset
+
+    cdir = cache_root() / "models" / cfg.key()
+    if use_cache and (cdir / "done.json").is_file():
+        try:
+            info = json.loads((cdir / "done.json").read_text())
+            z = np.load(cdir / "test.npz")
+            return Trained(config=cfg, qmodel=load_qmodel(cdir / "qmodel"), x_test_int8=z["x"], y_test=z["y"],
+                           expected=z["expected"], accuracy_float=info["accuracy_float"],
+                           accuracy_int8=info["accuracy_int8"], sparsity=info["sparsity"],
+                           layer_sparsity=info["layer_sparsity"], seconds=info["seconds"], cached=True)
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged cache entry is rebuilt below
+    data = load_dataset(cfg.dataset, seed=cfg.seed)
+    model, t_train = train_float(cfg, data, quiet=quiet)
+    tr = prune_quantize(cfg, model, data, quiet=quiet)
+    tr.seconds["train"] = t_train
+    if use_cache:
+        tmp = cdir.with_name(cdir.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_qmodel(tmp / "qmodel", tr.qmodel)
+        np.savez(tmp / "test.npz", x=tr.x_test_int8, y=tr.y_test, expected=tr.expected)
+        (tmp / "done.json").write_text(json.dumps({
+            "accuracy_float": tr.accuracy_float, "accuracy_int8": tr.accuracy_int8, "sparsity": tr.sparsity,
+            "layer_sparsity": tr.layer_sparsity, "seconds": tr.seconds}))
+        if cdir.exists():
+            import shutil
+            shutil.rmtree(cdir, ignore_errors=True)
+        os.replace(tmp, cdir)
+    return tr
