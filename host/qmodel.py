@@ -47,9 +47,14 @@ class QLayer:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("conv", "fc"):
-            raise ValueError(f"layer kind must be 'conv' or 'fc', got {self.kind!r}")
-        want = 4 if self.kind == "conv" else 2
+        if self.kind not in ("conv", "fc", "sconv"):
+            raise ValueError(f"layer kind must be 'conv', 'sconv' or 'fc', got {self.kind!r}")
+        if self.kind == "sconv":
+            kh, kw = self.weight.shape[2:] if self.weight.ndim == 4 else (0, 0)
+            if kh != kw or kh % 2 == 0 or self.padding != kh // 2 or self.pool:
+                raise ValueError("a sparse (submanifold) conv needs an odd square kernel, padding k//2 and no "
+                                 "inline pooling (use a QSparsePool layer)")
+        want = 2 if self.kind == "fc" else 4
         if self.weight.ndim != want:
             raise ValueError(f"{self.kind} weight must have {want} dims, got shape {self.weight.shape}")
         if self.weight.dtype != np.int8:
@@ -76,7 +81,46 @@ class QLayer:
 
     @property
     def kernel(self) -> tuple[int, int]:
-        return (int(self.weight.shape[2]), int(self.weight.shape[3])) if self.kind == "conv" else (1, 1)
+        return (int(self.weight.shape[2]), int(self.weight.shape[3])) if self.kind != "fc" else (1, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class QSparsePool:
+    """Sparse 2×2 pooling (stride 2, floor) over the active sites: each active site maps to
+    its pooled cell, the cells that hold at least one active site become the new active
+    set, and a cell's value merges its active sites (docs/sparse_pixels.md):
+
+    * ``max``: the largest value (the previous layer must apply ReLU, so this equals a
+      dense max-pool of the zero-filled map);
+    * ``avg``: ``(sum * AVG_RECIP[n] + 2**15) >> 16`` with ``n`` the cell's active sites.
+    """
+
+    mode: str = "max"
+    name: str = ""
+    kind: str = "spool"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "avg"):
+            raise ValueError(f"sparse pooling mode must be 'max' or 'avg', got {self.mode!r}")
+
+
+AVG_RECIP = (0, 65536, 32768, 21845, 16384)  # round(2**16 / n), n = active sites in a 2x2 cell
+
+
+@dataclass(frozen=True)
+class InputReduce:
+    """Sparse-pixel input reduce: a pixel is active when its channel 0 exceeds
+    ``threshold`` (int8 units); the first ``n_max`` active pixels in raster order are kept
+    (all channels), every other pixel is zeroed."""
+
+    threshold: int
+    n_max: int
+
+    def __post_init__(self) -> None:
+        if not -128 <= self.threshold <= 127:
+            raise ValueError(f"threshold must be an int8 value, got {self.threshold}")
+        if not 1 <= self.n_max <= 255:
+            raise ValueError(f"n_max must be in 1..255, got {self.n_max}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,10 +132,23 @@ class QModel:
     input_scale: float = 1.0
     name: str = "model"
     meta: dict = field(default_factory=dict)
+    reduce: InputReduce | None = None
 
     def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a model needs at least one layer")
+        sparse_kinds = [getattr(layer, "kind", "") in ("sconv", "spool") for layer in self.layers]
+        if any(sparse_kinds):
+            if self.reduce is None:
+                raise ValueError("sparse layers (sconv/spool) need an input reduce (QModel.reduce)")
+            first_dense = next((i for i, sk in enumerate(sparse_kinds) if not sk), len(self.layers))
+            if any(sparse_kinds[first_dense:]) or self.layers[first_dense].kind != "fc":
+                raise ValueError("sparse layers must come first, followed by the flatten into fc layers")
+            for i, layer in enumerate(self.layers[:first_dense]):
+                if layer.kind == "spool" and layer.mode == "max" and (i == 0 or not self.layers[i - 1].relu):
+                    raise ValueError(f"layer {i}: sparse max pooling needs a ReLU on the layer before it")
+        elif self.reduce is not None:
+            raise ValueError("an input reduce needs sparse layers after it")
         if self.layers[-1].kind != "fc":
             raise ValueError("the last layer must be fully connected (it streams int32 logits)")
         shape = tuple(int(s) for s in self.input_shape)
@@ -106,9 +163,13 @@ class QModel:
         return out
 
 
-def layer_output_shape(layer: QLayer, shape: tuple[int, ...], index: int = 0) -> tuple[int, ...]:
+def layer_output_shape(layer, shape: tuple[int, ...], index: int = 0) -> tuple[int, ...]:
     """Output shape of ``layer`` given its input shape; raises on a mismatch."""
-    if layer.kind == "conv":
+    if layer.kind == "spool":
+        if len(shape) != 3 or shape[1] < 2 or shape[2] < 2:
+            raise ValueError(f"layer {index}: sparse pooling needs a (C, H>=2, W>=2) map, gets {shape}")
+        return (shape[0], shape[1] // 2, shape[2] // 2)
+    if layer.kind in ("conv", "sconv"):
         if len(shape) != 3:
             raise ValueError(f"layer {index}: conv after a flattened tensor")
         c, h, w = shape

@@ -50,6 +50,10 @@
 `define ZS_FLAG_POOL 1
 `define ZS_FLAG_OUT 2
 `define ZS_FLAG_SITES 3
+`define ZS_FLAG_MAXRED 4
+`define ZS_FLAG_AVG 5
+`define ZS_FLAG_POOLSITES 6
+`define ZS_FLAG_SCRUB 7
 `define ZS_T_LAYER_SETUP 2
 `define ZS_T_FILL 8
 `define ZS_T_OUT_LAT 2
