@@ -60,23 +60,57 @@ class Bundle:
     def n_out(self) -> int:
         return int(self.manifest["n_out"])
 
-    def packed_inputs(self, x: np.ndarray | None = None) -> np.ndarray:
-        """int8 images → uint8 (N, in_bytes) in the engine's input layout (pad + flatten)."""
+    def packed_inputs(self, x: np.ndarray | None = None):
+        """int8 images → the engine's input format (see :func:`pack_inputs`)."""
         return pack_inputs(self.inputs if x is None else x, self.input_layout)
 
 
-def pack_inputs(x_int8: np.ndarray, layout: dict) -> np.ndarray:
-    """int8 images (N, C, H, W) → uint8 (N, in_bytes): zero-pad H and W by ``pad``, flatten."""
-    pad = int(layout["pad"])
+def pack_inputs(x_int8: np.ndarray, layout: dict):
+    """int8 images (N, C, H, W) → what the engine's input port takes.
+
+    Dense layouts (and the hardware-reduce mode): uint8 (N, in_bytes) — H and W zero-padded
+    by ``pad`` and flattened. Pre-reduced sparse-pixel layouts (``mode == "sites"``): a list
+    of uint64 beat arrays, one per image (:func:`pack_sites`)."""
     x = np.asarray(x_int8)
     if x.dtype != np.int8:
         raise ValueError(f"inputs must be int8, got {x.dtype}")
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(layout["shape"]):
         raise ValueError(f"inputs have shape {tuple(x.shape[1:])}, the bundle expects {tuple(layout['shape'])}")
+    if layout.get("mode") == "sites":
+        return pack_sites(x, int(layout["threshold"]), int(layout["n_max"]))
+    pad = int(layout["pad"])
     x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     out = x.reshape(x.shape[0], -1).view(np.uint8)
     if out.shape[1] != int(layout["in_bytes"]):
         raise ValueError(f"packed image has {out.shape[1]} bytes, layout says {layout['in_bytes']}")
+    return out
+
+
+def reduce_sites(img: np.ndarray, threshold: int, n_max: int) -> np.ndarray:
+    """Input reduce of one int8 image (C, H, W): (y, x) of the first ``n_max`` pixels in
+    raster order whose channel 0 exceeds ``threshold``; int64 (n, 2)."""
+    ys, xs = np.nonzero(img[0].astype(np.int16) > threshold)
+    return np.stack([ys, xs], axis=1)[:n_max].astype(np.int64)
+
+
+def pack_sites(x_int8: np.ndarray, threshold: int, n_max: int) -> list:
+    """Pre-reduced site packets (docs/hardware.md "Sparse-pixel mode"): per image one
+    count beat, then one beat per kept site: y, x, then the C channel values."""
+    out = []
+    c = x_int8.shape[1]
+    if c > 6:
+        raise ValueError(f"site packets carry at most 6 channels, the images have {c}")
+    for img in x_int8:
+        st = reduce_sites(img, threshold, n_max)
+        beats = np.zeros(1 + len(st), np.uint64)
+        beats[0] = len(st)
+        if len(st):
+            vals = img[:, st[:, 0], st[:, 1]].view(np.uint8).astype(np.uint64)  # (C, n)
+            w = st[:, 0].astype(np.uint64) | (st[:, 1].astype(np.uint64) << np.uint64(8))
+            for ch in range(c):
+                w |= vals[ch] << np.uint64(16 + 8 * ch)
+            beats[1:] = w
+        out.append(beats)
     return out
 
 

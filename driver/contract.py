@@ -40,6 +40,8 @@ DEFAULTS = MappingProxyType(dict(_DATA["defaults"]))
 TIMING = MappingProxyType({k: v for k, v in _DATA["timing"].items() if not k.startswith("_")})
 PROGRAM = MappingProxyType(dict(_DATA["program"]))
 LAYER_FLAGS = MappingProxyType({k: 1 << v for k, v in _DATA["layer_flags"].items()})
+INPUT_MODES = MappingProxyType(dict(_DATA["input_modes"]))
+AVG_RECIP = tuple(_DATA["avg_recip"])
 
 
 def error_text(code: int) -> str:
@@ -74,6 +76,8 @@ def verilog_include() -> str:
         lines.append(f"`define ZS_ERR_{e['name']} 8'd{e['code']}")
     for k, v in _DATA["layer_flags"].items():
         lines.append(f"`define ZS_FLAG_{k} {v}")
+    for k, v in _DATA["input_modes"].items():
+        lines.append(f"`define ZS_MODE_{k} {v}")
     for k, v in TIMING.items():
         lines.append(f"`define ZS_T_{k} {v}")
     for k, v in _DATA["program"].items():

@@ -16,10 +16,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import contract as C
-from .program import HwConfig, LayerProgram, Program, ProgramError, decode_entries, decode_program
+from .program import (
+    F_AVG,
+    F_MAXRED,
+    F_POOLSITES,
+    F_SCRUB,
+    MODE_DENSE,
+    MODE_REDUCE,
+    MODE_SITES,
+    HwConfig,
+    LayerProgram,
+    Program,
+    ProgramError,
+    decode_entries,
+    decode_program,
+)
 
 E = C.ERROR_CODES
 T = C.TIMING
+AVG_RECIP = C.AVG_RECIP
 
 
 def _wrap32(x: np.ndarray) -> np.ndarray:
@@ -101,6 +116,12 @@ def _conflicts(lp: LayerProgram, off: np.ndarray, wts: np.ndarray, act_bytes: in
     return bool(np.any(same_bank & diff_addr & both))
 
 
+@dataclass(frozen=True)
+class _Err:
+    code: int
+    beat: int
+
+
 class GoldenEngine:
     """Stream-level model of one overlay."""
 
@@ -134,48 +155,67 @@ class GoldenEngine:
 
     def run(self, beats: np.ndarray, batch: int, tlast_at: int | None = None) -> np.ndarray:
         """RUN of ``batch`` images from the image packet ``beats``; returns the response
-        beats (results, or results so far plus an error beat). Counters in ``self.counters``."""
+        beats (results, or results so far plus an error beat). Counters in ``self.counters``;
+        ``self.image_cycles`` lists each computed image's ``CYCLES − STALL``."""
         beats = np.asarray(beats, np.uint64)
-        n_in = int(beats.size) if tlast_at is None else int(tlast_at) + 1
+        tl = (int(beats.size) if tlast_at is None else int(tlast_at) + 1) - 1  # the TLAST beat
         self.counters = {"CYCLES": 0, "STALL": 0, "COMPUTE": 0, "MACS": 0}
+        self.image_cycles: list[int] = []
+        self.image_layers: list[list[tuple[int, int]]] = []  # per image: (cycles, MACs) per layer
         if self.program is None:
             return self._error(E["NO_PROGRAM"], 0)
         if batch < 1:
             return self._error(E["INPUT_SHORT"], 0)
         prog = self.program
-        ib = in_beats(prog)
-        timing = image_timing(prog)
         out: list[int] = []
+        pos = 0
         for i in range(batch):
-            first, last = i * ib, (i + 1) * ib - 1
-            if n_in - 1 < last:  # TLAST (end of the data) inside or before this image
-                return self._error(E["INPUT_SHORT"], n_in - 1, out)
-            if i == batch - 1 and n_in - 1 > last:
+            final = i == batch - 1
+            if prog.input_mode == MODE_SITES:
+                if tl < pos:
+                    return self._error(E["INPUT_SHORT"], tl, out)
+                n = int(beats[pos]) & 0xFF
+                if n > prog.n_max:
+                    return self._error(E["BAD_SITES"], pos, out)
+                last = pos + n
+            else:
+                last = pos + in_beats(prog) - 1
+            if tl < last or (tl == last and not final):
+                return self._error(E["INPUT_SHORT"], tl, out)
+            if final and tl > last:
                 return self._error(E["INPUT_LONG"], last, out)
-            img = beats[first:last + 1].astype("<u8").view(np.uint8)[: prog.in_bytes].view(np.int8)
-            idx = (prog.in_base + np.arange(prog.in_bytes)) % self.hw.act_bytes
-            self.act[idx] = img
-            res = self._compute(prog)
-            if res is None:
-                return self._error(E["BANK_CONFLICT"], first, out)
-            self.counters["CYCLES"] += timing["total"]
-            self.counters["COMPUTE"] += timing["compute"]
-            self.counters["MACS"] += timing["macs"]
+            img = beats[pos:last + 1]
+            res = self._image(prog, img, pos)
+            if isinstance(res, _Err):
+                return self._error(res.code, res.beat, out)
+            vals_out, cyc, comp, macs = res
+            self.counters["CYCLES"] += cyc
+            self.counters["COMPUTE"] += comp
+            self.counters["MACS"] += macs
+            self.image_cycles.append(cyc)
             vals = np.zeros(2 * out_beats(prog), np.int64)
-            vals[: prog.n_out] = res
+            vals[: prog.n_out] = vals_out
             u = (vals & 0xFFFFFFFF).astype(np.uint64)
             out.extend(int(x) for x in (u[0::2] | (u[1::2] << np.uint64(32))))
+            pos = last + 1
         self.status_error = 0
         return np.array(out, np.uint64)
 
-    def run_images(self, packed: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Convenience: packed uint8 images (N, in_bytes) → (int32 results (N, n_out), counters)."""
+    def run_images(self, packed) -> tuple[np.ndarray, dict]:
+        """Convenience: packed images → (int32 results (N, n_out), counters). ``packed`` is
+        uint8 (N, in_bytes) for dense input modes, or a list of per-image beat arrays."""
         prog = self._need_program()
-        beats = pack_image_beats(packed, prog.in_bytes)
-        resp = self.run(beats, packed.shape[0])
+        if isinstance(packed, np.ndarray) and packed.dtype == np.uint8 and packed.ndim == 2:
+            beats = pack_image_beats(packed, prog.in_bytes)
+            n = packed.shape[0]
+        else:
+            parts = [np.asarray(p, np.uint64) for p in packed]
+            beats = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+            n = len(parts)
+        resp = self.run(beats, n)
         if self.status_error:
             raise RuntimeError(f"golden engine: {C.error_text(self.status_error)}")
-        return unpack_results(resp, packed.shape[0], prog.n_out), dict(self.counters)
+        return unpack_results(resp, n, prog.n_out), dict(self.counters)
 
     # -- internals --------------------------------------------------------------------
     def _need_program(self) -> Program:
@@ -187,58 +227,179 @@ class GoldenEngine:
         self.status_error = code
         return np.array(list(out or []) + [response_beat(C.ERR_MAGIC, code, beat)], np.uint64)
 
-    def _compute(self, prog: Program) -> np.ndarray | None:
+    def _image(self, prog: Program, img: np.ndarray, first_beat: int):
+        """Input phase + layers for one image. Returns (results, cycles, compute cycles, MACs)
+        or an :class:`_Err`."""
         A = self.hw.act_bytes
         act = self.act
+        lists: list[list[list[int]]] = [[], []]  # site lists A and B: [y, x, n]
+        l0 = prog.layers[0].desc
+        if prog.input_mode == MODE_DENSE:
+            data = img.astype("<u8").view(np.uint8)[: prog.in_bytes].view(np.int8)
+            act[(prog.in_base + np.arange(prog.in_bytes)) % A] = data
+            t_in = img.size * max(1, C.STREAM_BYTES // prog.lanes)
+        elif prog.input_mode == MODE_REDUCE:
+            data = img.astype("<u8").view(np.uint8)[: prog.in_bytes].view(np.int8).copy()
+            rs, p = l0.in_row_stride, prog.pad
+            pos = np.arange(prog.in_bytes)
+            r = pos % max(1, l0.in_ch_stride)
+            yy, xx = r // max(1, rs), r % max(1, rs)
+            interior = (yy >= p) & (yy < p + l0.h_it) & (xx >= p) & (xx < p + l0.w_valid)
+            active = interior & (data.astype(np.int64) > prog.threshold)
+            keep = np.flatnonzero(active)[: prog.n_max]
+            kept = np.zeros(prog.in_bytes, bool)
+            kept[keep] = True
+            data[interior & ~kept] = 0
+            act[(prog.in_base + pos) % A] = data
+            lists[0] = [[int(yy[k]) - p, int(xx[k]) - p, 1] for k in keep]
+            t_in = img.size * C.STREAM_BYTES
+        else:
+            n = int(img[0]) & 0xFF
+            rs, cs, p = l0.in_row_stride, l0.in_ch_stride, prog.pad
+            interior = prog.in_base + p * rs + p
+            for j in range(n):
+                b = int(img[1 + j])
+                y, x = b & 0xFF, (b >> 8) & 0xFF
+                if y >= l0.h_it or x >= l0.w_valid:
+                    return _Err(E["BAD_SITES"], first_beat + 1 + j)
+                for c in range(prog.c_in):
+                    v = (b >> (16 + 8 * c)) & 0xFF
+                    act[(interior + c * cs + y * rs + x) % A] = v - 256 if v & 0x80 else v
+                lists[0].append([y, x, 1])
+            t_in = 1 + n * prog.c_in
+        # producer of the previous map, for SCRUB: (base, ch_stride, row_stride, channels, list)
+        prev = None
+        if prog.input_mode == MODE_SITES:
+            prev = (prog.in_base + prog.pad * l0.in_row_stride + prog.pad, l0.in_ch_stride, l0.in_row_stride,
+                    prog.c_in, 0)
+        compute = 0
+        macs = 0
         result = None
+        per_layer = []
         for li, lp in enumerate(prog.layers):
-            if self._conflict[li]:
-                return None
             d = lp.desc
+            if self._conflict[li]:
+                return _Err(E["BANK_CONFLICT"], first_beat)
             off, w = self._decoded[li]
+            cyc = T["LAYER_SETUP"] + -(-d.clear_len // prog.lanes) + T["FILL"]
             if d.clear_len:
                 act[(d.clear_base + np.arange(d.clear_len)) % A] = 0
-            P, Q = d.P, d.Q
-            W_it = d.n_xt * P
-            ys = np.arange(d.h_it)
-            xs = np.arange(W_it)
-            base = d.in_base + ys[:, None] * d.in_row_stride + xs[None, :]  # (H, W)
-            pos = 0
-            outs = []
-            for ch in lp.channels:
-                m = ch.n_groups * Q
-                o = off[pos:pos + m].astype(np.int64)
-                wv = w[pos:pos + m].astype(np.int64)
-                pos += m
-                nz = wv != 0
-                o, wv = o[nz], wv[nz]
-                if o.size:
-                    a = act[(base[:, :, None] + o[None, None, :]) % A].astype(np.int64)
-                    acc = a @ wv
+            groups = np.array([ch.n_groups for ch in lp.channels])
+            nz_row = np.add.reduceat(w != 0, np.concatenate([[0], np.cumsum(groups * d.Q)[:-1]])) \
+                if lp.n_slots else np.zeros(d.c_out, np.int64)
+            if d.sites:
+                if d.flags & F_POOLSITES:
+                    src = lists[d.in_list]
+                    cyc += len(src)
+                    cells: dict = {}
+                    for y, x, _ in src:
+                        cy, cx = y >> 1, x >> 1
+                        if cy < d.h_it and cx < d.w_valid:
+                            cells[(cy, cx)] = cells.get((cy, cx), 0) + 1
+                    lists[d.out_list] = [[cy, cx, cnt] for (cy, cx), cnt in cells.items()]
+                    it, sh, wl = lists[d.out_list], 1, d.out_list
                 else:
-                    acc = np.zeros(base.shape, np.int64)
-                acc = _wrap32(acc + ch.bias)
+                    it, sh, wl = lists[d.in_list], 0, d.in_list
+                cyc += int(groups.sum()) * len(it)
+                macs += int(nz_row.sum()) * len(it)
+                self._sites_layer(lp, off, w, it, sh)
+                nxt = (d.out_base, d.out_ch_stride, d.out_row_stride, d.c_out, wl)
+            else:
+                cyc += int(groups.sum()) * d.n_tiles
+                macs += int(nz_row.sum()) * d.h_it * d.w_valid
+                r = self._grid_layer(lp, off, w)
                 if d.out:
-                    outs.append(acc[0, 0])
-                    continue
-                y = (acc * ch.mult + (1 << (ch.shift - 1))) >> ch.shift
-                if d.relu:
-                    y = np.maximum(y, 0)
-                outs.append(np.clip(y, -128, 127))
+                    result = r
+                nxt = None
+            if d.flags & F_SCRUB and prev is not None:
+                base, cs_, rs_, nch, lid = prev
+                cyc += nch * len(lists[lid])
+                for y, x, _ in lists[lid]:
+                    act[(base + np.arange(nch) * cs_ + y * rs_ + x) % A] = 0
+            prev = nxt
+            compute += cyc
+            per_layer.append((cyc, macs - sum(m for _, m in per_layer)))
+        self.image_layers.append(per_layer)
+        t_out = T["OUT_LAT"] + out_beats(prog)
+        return result, t_in + compute + t_out, compute, macs
+
+    def _grid_layer(self, lp: LayerProgram, off: np.ndarray, w: np.ndarray):
+        A = self.hw.act_bytes
+        act = self.act
+        d = lp.desc
+        P, Q = d.P, d.Q
+        ys = np.arange(d.h_it)
+        xs = np.arange(d.n_xt * P)
+        base = d.in_base + ys[:, None] * d.in_row_stride + xs[None, :]  # (H, W)
+        pos = 0
+        outs = []
+        for ch in lp.channels:
+            m = ch.n_groups * Q
+            o = off[pos:pos + m].astype(np.int64)
+            wv = w[pos:pos + m].astype(np.int64)
+            pos += m
+            nz = wv != 0
+            o, wv = o[nz], wv[nz]
+            if o.size:
+                acc = act[(base[:, :, None] + o[None, None, :]) % A].astype(np.int64) @ wv
+            else:
+                acc = np.zeros(base.shape, np.int64)
+            acc = _wrap32(acc + ch.bias)
             if d.out:
-                result = np.array(outs, np.int64)
+                outs.append(acc[0, 0])
                 continue
-            for c, y in enumerate(outs):
-                cb = d.out_base + c * d.out_ch_stride
-                if d.pool:
-                    hp, wp = d.h_it // 2, d.w_valid // 2
-                    v = y[: 2 * hp, : 2 * wp].reshape(hp, 2, wp, 2).max(axis=(1, 3))
-                    addr = cb + np.arange(hp)[:, None] * d.out_row_stride + np.arange(wp)[None, :]
-                else:
-                    v = y[:, : d.w_valid]
-                    addr = cb + ys[:, None] * d.out_row_stride + np.arange(d.w_valid)[None, :]
-                act[addr.reshape(-1) % A] = v.reshape(-1).astype(np.int8)
-        return result
+            y = (acc * ch.mult + (1 << (ch.shift - 1))) >> ch.shift
+            if d.relu:
+                y = np.maximum(y, 0)
+            outs.append(np.clip(y, -128, 127))
+        if d.out:
+            return np.array(outs, np.int64)
+        for c, y in enumerate(outs):
+            cb = d.out_base + c * d.out_ch_stride
+            if d.pool:
+                hp, wp = d.h_it // 2, d.w_valid // 2
+                v = y[: 2 * hp, : 2 * wp].reshape(hp, 2, wp, 2).max(axis=(1, 3))
+                addr = cb + np.arange(hp)[:, None] * d.out_row_stride + np.arange(wp)[None, :]
+            else:
+                v = y[:, : d.w_valid]
+                addr = cb + ys[:, None] * d.out_row_stride + np.arange(d.w_valid)[None, :]
+            act[addr.reshape(-1) % A] = v.reshape(-1).astype(np.int8)
+        return None
+
+    def _sites_layer(self, lp: LayerProgram, off: np.ndarray, w: np.ndarray, sites: list, sh: int) -> None:
+        """A SITES layer over ``sites``; reads all rows first, then writes (the compiler
+        never lets a layer's output overlap its input)."""
+        if not sites:
+            return
+        A = self.hw.act_bytes
+        act = self.act
+        d = lp.desc
+        st = np.array(sites, np.int64)
+        base = d.in_base + (st[:, 0] << sh) * d.in_row_stride + (st[:, 1] << sh)  # (S,)
+        recip = np.array(AVG_RECIP, np.int64)[np.minimum(st[:, 2], 4)]
+        pos = 0
+        writes = []
+        for c, ch in enumerate(lp.channels):
+            m = ch.n_groups * d.Q
+            o = off[pos:pos + m].astype(np.int64)
+            wv = w[pos:pos + m].astype(np.int64)
+            pos += m
+            nz = wv != 0
+            o, wv = o[nz], wv[nz]
+            a = act[(base[:, None] + o[None, :]) % A].astype(np.int64) if o.size else np.zeros((len(st), 0), np.int64)
+            if d.flags & F_MAXRED:
+                y = a.max(axis=1) if o.size else np.full(len(st), -128, np.int64)
+            elif d.flags & F_AVG:
+                y = (_wrap32(a @ wv) * recip + (1 << 15)) >> 16
+            else:
+                acc = _wrap32(a @ wv + ch.bias)
+                y = (acc * ch.mult + (1 << (ch.shift - 1))) >> ch.shift
+            if d.relu:
+                y = np.maximum(y, 0)
+            y = np.clip(y, -128, 127)
+            writes.append((d.out_base + c * d.out_ch_stride + st[:, 0] * d.out_row_stride + st[:, 1], y))
+        for addr, y in writes:
+            act[addr % A] = y.astype(np.int8)
 
 
 def pack_image_beats(packed: np.ndarray, in_bytes: int) -> np.ndarray:

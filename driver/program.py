@@ -26,6 +26,13 @@ F_RELU = C.LAYER_FLAGS["RELU"]
 F_POOL = C.LAYER_FLAGS["POOL"]
 F_OUT = C.LAYER_FLAGS["OUT"]
 F_SITES = C.LAYER_FLAGS["SITES"]
+F_MAXRED = C.LAYER_FLAGS["MAXRED"]
+F_AVG = C.LAYER_FLAGS["AVG"]
+F_POOLSITES = C.LAYER_FLAGS["POOLSITES"]
+F_SCRUB = C.LAYER_FLAGS["SCRUB"]
+ALL_FLAGS = F_RELU | F_POOL | F_OUT | F_SITES | F_MAXRED | F_AVG | F_POOLSITES | F_SCRUB
+MODE_DENSE, MODE_REDUCE, MODE_SITES = (C.INPUT_MODES[k] for k in ("DENSE", "REDUCE", "SITES"))
+MAX_SITE_CHANNELS = 6
 
 
 class ProgramError(ValueError):
@@ -49,6 +56,7 @@ class HwConfig:
     ch_cap: int = C.DEFAULTS["CH_CAP"]
     out_cap: int = C.DEFAULTS["OUT_CAP"]
     max_layers: int = C.DEFAULTS["MAX_LAYERS"]
+    site_cap: int = C.DEFAULTS["SITE_CAP"]
 
     def __post_init__(self) -> None:
         if self.lanes not in (4, 8, 16):
@@ -68,11 +76,15 @@ class HwConfig:
 
     def to_dict(self) -> dict:
         return {"lanes": self.lanes, "act_bytes": self.act_bytes, "w_slots": self.w_slots,
-                "ch_cap": self.ch_cap, "out_cap": self.out_cap, "max_layers": self.max_layers}
+                "ch_cap": self.ch_cap, "out_cap": self.out_cap, "max_layers": self.max_layers,
+                "site_cap": self.site_cap}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "HwConfig":
-        return cls(**{k: int(d[k]) for k in ("lanes", "act_bytes", "w_slots", "ch_cap", "out_cap", "max_layers")})
+    def from_dict(cls, d: dict) -> HwConfig:
+        kw = {k: int(d[k]) for k in ("lanes", "act_bytes", "w_slots", "ch_cap", "out_cap", "max_layers")}
+        if "site_cap" in d:
+            kw["site_cap"] = int(d["site_cap"])
+        return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,8 @@ class LayerDesc:
     clear_base: int = 0
     clear_len: int = 0
     tap_offset: tuple = (0,) * N_TAPS
+    in_list: int = 0
+    out_list: int = 0
 
     @property
     def P(self) -> int:
@@ -114,6 +128,10 @@ class LayerDesc:
     @property
     def out(self) -> bool:
         return bool(self.flags & F_OUT)
+
+    @property
+    def sites(self) -> bool:
+        return bool(self.flags & F_SITES)
 
     @property
     def n_tiles(self) -> int:
@@ -158,6 +176,11 @@ class Program:
     layers: tuple
     act_log2: int
     meta: dict = field(default_factory=dict, compare=False)
+    input_mode: int = 0
+    n_max: int = 0
+    threshold: int = 0
+    c_in: int = 0
+    pad: int = 0
 
     @property
     def n_channels(self) -> int:
@@ -176,7 +199,7 @@ class Program:
             n += LAYER_BEATS + CHANNEL_BEATS * len(lp.channels) + BLOCK_BEATS * (-(-lp.n_entries // BLOCK_ENTRIES))
         return n
 
-    def with_meta(self, **kw) -> "Program":
+    def with_meta(self, **kw) -> Program:
         return replace(self, meta={**self.meta, **kw})
 
 
@@ -193,14 +216,17 @@ def encode_program(prog: Program) -> np.ndarray:
     total = prog.n_beats()
     beats.append(C.PROGRAM_MAGIC | (C.FORMAT_VERSION << 32) | (_u(prog.lanes, 8, "lanes") << 48)
                  | (_u(len(prog.layers), 8, "n_layers") << 56))
-    beats.append(_u(total, 32, "total beats") | (_u(prog.in_base, 16, "in_base") << 32))
-    beats.append(_u(prog.in_bytes, 32, "in_bytes") | (_u(prog.n_out, 16, "n_out") << 32))
+    beats.append(_u(total, 32, "total beats") | (_u(prog.in_base, 16, "in_base") << 32)
+                 | (_u(prog.input_mode, 8, "input_mode") << 48) | (_u(prog.n_max, 8, "n_max") << 56))
+    beats.append(_u(prog.in_bytes, 32, "in_bytes") | (_u(prog.n_out, 16, "n_out") << 32)
+                 | ((int(prog.threshold) & 0xFF) << 48) | (_u(prog.c_in, 4, "c_in") << 56) | (_u(prog.pad, 4, "pad") << 60))
     beats.append(_u(prog.slots_used(), 32, "slots") | (_u(prog.n_channels, 16, "channels") << 32)
                  | (_u(prog.act_log2, 16, "act_log2") << 48))
     for lp in prog.layers:
         d = lp.desc
         beats.append(_u(d.flags, 8, "flags") | (_u(d.p_log2, 4, "p_log2") << 8) | (_u(d.q_log2, 4, "q_log2") << 12)
-                     | (_u(d.tb, 4, "tb") << 16) | (_u(d.c_out, 16, "c_out") << 32))
+                     | (_u(d.tb, 4, "tb") << 16) | (_u(d.in_list, 1, "in_list") << 20)
+                     | (_u(d.out_list, 1, "out_list") << 21) | (_u(d.c_out, 16, "c_out") << 32))
         beats.append(_u(d.h_it, 16, "h_it") | (_u(d.n_xt, 16, "n_xt") << 16) | (_u(d.w_valid, 16, "w_valid") << 32)
                      | (_u(d.in_ch_stride, 16, "in_ch_stride") << 48))
         beats.append(_u(d.in_base, 16, "in_base") | (_u(d.in_row_stride, 16, "in_row_stride") << 16)
@@ -264,8 +290,11 @@ def decode_program(beats: np.ndarray, hw: HwConfig, *, tlast_at: int | None = No
     h1, h2, h3 = need(1), need(2), need(3)
     total = _f(h1, 0, 32)
     in_base = _f(h1, 32, 16)
+    input_mode, n_max = _f(h1, 48, 8), _f(h1, 56, 8)
     in_bytes = _f(h2, 0, 32)
     n_out = _f(h2, 32, 16)
+    threshold, c_in, pad = _f(h2, 48, 8), _f(h2, 56, 4), _f(h2, 60, 4)
+    threshold = threshold - 256 if threshold & 0x80 else threshold
     slots, chans, act_log2 = _f(h3, 0, 32), _f(h3, 32, 16), _f(h3, 48, 16)
     if (n_layers < 1 or n_layers > hw.max_layers or slots > hw.w_slots or chans > hw.ch_cap
             or n_out > hw.out_cap or n_out < 1 or act_log2 > hw.act_log2):
@@ -275,6 +304,13 @@ def decode_program(beats: np.ndarray, hw: HwConfig, *, tlast_at: int | None = No
                            f"{hw.out_cap}, {hw.act_bytes}")
     if in_base >= hw.act_bytes or in_bytes < 1 or in_bytes > hw.act_bytes:
         raise ProgramError(E["BAD_LAYER"], 2, f"input region base {in_base} size {in_bytes}")
+    if input_mode > MODE_SITES:
+        raise ProgramError(E["BAD_LAYER"], 1, f"input mode {input_mode}")
+    if input_mode != MODE_DENSE:
+        if not 1 <= n_max <= hw.site_cap:
+            raise ProgramError(E["CAPACITY"], 1, f"n_max={n_max}, overlay has SITE_CAP={hw.site_cap}")
+        if (input_mode == MODE_REDUCE and c_in != 1) or not 1 <= c_in <= MAX_SITE_CHANNELS:
+            raise ProgramError(E["BAD_LAYER"], 2, f"input mode {input_mode} with C_in={c_in}")
 
     i = HEADER_BEATS
     layers = []
@@ -292,8 +328,13 @@ def decode_program(beats: np.ndarray, hw: HwConfig, *, tlast_at: int | None = No
             in_base=_f(d[2], 0, 16), in_row_stride=_f(d[2], 16, 16), out_base=_f(d[2], 32, 16),
             out_row_stride=_f(d[2], 48, 16),
             out_ch_stride=_f(d[3], 0, 16), clear_base=_f(d[3], 16, 16), clear_len=_f(d[3], 32, 32),
-            tap_offset=taps)
+            tap_offset=taps, in_list=_f(d[0], 20, 1), out_list=_f(d[0], 21, 1))
         _check_layer(desc, hw, li == n_layers - 1, n_out, base_i)
+        prev_sites = layers[-1].desc.sites if layers else input_mode == MODE_SITES
+        if (desc.flags & F_SCRUB) and not prev_sites:
+            raise ProgramError(E["BAD_LAYER"], base_i, f"layer {li}: SCRUB after a layer without a site list")
+        if li == 0 and input_mode != MODE_DENSE and not desc.sites:
+            raise ProgramError(E["BAD_LAYER"], base_i, "a sparse-pixel input needs a SITES first layer")
         ch_total += desc.c_out
         if ch_total > hw.ch_cap:
             raise ProgramError(E["CAPACITY"], base_i, f"channel records exceed CH_CAP={hw.ch_cap}")
@@ -324,7 +365,7 @@ def decode_program(beats: np.ndarray, hw: HwConfig, *, tlast_at: int | None = No
     if n_in > total:
         raise ProgramError(E["TOO_LONG"], total - 1, f"no TLAST on the declared last beat {total - 1}")
     return Program(lanes=lanes, in_base=in_base, in_bytes=in_bytes, n_out=n_out, layers=tuple(layers),
-                   act_log2=act_log2)
+                   act_log2=act_log2, input_mode=input_mode, n_max=n_max, threshold=threshold, c_in=c_in, pad=pad)
 
 
 def _block_fields(blk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,8 +408,16 @@ def _check_layer(d: LayerDesc, hw: HwConfig, last: bool, n_out: int, beat: int) 
         bad.append("OUT flag must be on the last layer only")
     if d.out and (d.P != 1 or d.h_it != 1 or d.n_xt != 1 or d.c_out != n_out):
         bad.append("OUT layer must be one 1-pixel tile with C_out = n_out")
-    if d.flags & ~(F_RELU | F_POOL | F_OUT | F_SITES):
+    if d.flags & ~ALL_FLAGS:
         bad.append(f"unknown flags 0x{d.flags:02X}")
+    if d.sites and (d.P != 1 or d.pool):
+        bad.append("SITES needs P = 1 and no grid pooling")
+    if (d.flags & (F_MAXRED | F_AVG | F_POOLSITES)) and not d.sites:
+        bad.append("MAXRED/AVG/POOLSITES need SITES")
+    if (d.flags & F_MAXRED) and (d.flags & F_AVG):
+        bad.append("MAXRED and AVG together")
+    if (d.in_list or d.out_list) and not d.sites:
+        bad.append("site lists on a non-SITES layer")
     for nm in ("in_base", "out_base", "clear_base", "in_row_stride", "out_row_stride", "in_ch_stride",
                "out_ch_stride"):
         if getattr(d, nm) >= hw.act_bytes:

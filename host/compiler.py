@@ -16,7 +16,7 @@ not in hardware:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from zeroskip.driver.program import (
@@ -34,6 +34,9 @@ from zeroskip.driver.program import (
     LayerProgram,
     Program,
 )
+
+from zeroskip.driver.bundle import pack_inputs  # noqa: F401  (re-exported: one packer for host and board)
+from zeroskip.driver.program import F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, MODE_REDUCE, MODE_SITES
 
 from .qmodel import QLayer, QModel
 
@@ -120,7 +123,7 @@ def plan_regions(model: QModel, hw: HwConfig) -> tuple[list[_Region], list[bool]
 
 def _row_entries(w_row: np.ndarray, layer: QLayer, tb: int, dense: bool) -> tuple[np.ndarray, np.ndarray]:
     """(k, weight) of one output channel's entries in index order."""
-    if layer.kind == "conv":
+    if layer.kind != "fc":
         c_in, kh, kw = w_row.shape
         taps = kh * kw
         flat = w_row.reshape(c_in, taps)
@@ -267,6 +270,8 @@ def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_o
 
 def _check_acc_bound(model: QModel) -> None:
     for i, layer in enumerate(model.layers):
+        if layer.kind == "spool":
+            continue
         wabs = np.abs(layer.weight.astype(np.int64)).reshape(layer.c_out, -1).sum(axis=1)
         bound = wabs * 128 + np.abs(layer.bias.astype(np.int64))
         if np.any(bound >= 2 ** 31):
@@ -277,15 +282,19 @@ def _check_acc_bound(model: QModel) -> None:
 def input_layout(model: QModel) -> InputLayout:
     shape = tuple(int(s) for s in model.input_shape)
     first = model.layers[0]
-    pad = first.padding if first.kind == "conv" else 0
+    pad = first.padding if first.kind in ("conv", "sconv") else 0
     c, h, w = shape
     return InputLayout(shape=shape, pad=pad, in_bytes=c * (h + 2 * pad) * (w + 2 * pad))
 
 
-def compile_model(model: QModel, hw: HwConfig, *, dense: bool = False) -> Program:
+def compile_model(model: QModel, hw: HwConfig, *, dense: bool = False, input_mode: str = "sites") -> Program:
     """Compile ``model`` for ``hw``. ``dense=True`` keeps zero weights as entries (the
-    baseline that spends a lane slot on every weight)."""
+    baseline that spends a lane slot on every weight). ``input_mode`` applies to
+    sparse-pixel models: ``"sites"`` (the driver sends pre-reduced sites) or ``"reduce"``
+    (the engine reduces the dense image)."""
     _check_acc_bound(model)
+    if model.reduce is not None:
+        return _compile_sparse(model, hw, dense=dense, input_mode=input_mode)
     L = len(model.layers)
     if L > hw.max_layers:
         raise CompileError(f"{L} layers, overlay has MAX_LAYERS={hw.max_layers}")
@@ -312,24 +321,145 @@ def compile_model(model: QModel, hw: HwConfig, *, dense: bool = False) -> Progra
     return prog
 
 
-def pack_inputs(x_int8: np.ndarray, layout: dict | InputLayout) -> np.ndarray:
-    """int8 images (N, C, H, W) → uint8 (N, in_bytes) in the engine's input layout."""
-    if isinstance(layout, InputLayout):
-        layout = layout.to_dict()
-    pad = int(layout["pad"])
-    x = np.asarray(x_int8, np.int8)
-    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(layout["shape"]):
-        raise ValueError(f"inputs have shape {x.shape[1:]}, the bundle expects {tuple(layout['shape'])}")
-    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    return x.reshape(x.shape[0], -1).view(np.uint8)
-
-
 def weight_bytes(model: QModel, prog: Program) -> tuple[int, int]:
     """(dense int8 weight bytes, compressed bytes): compressed = the program's weight
     blocks (4-bit run code + int8 weight per entry, fillers and padding included, whole
     16-entry blocks) plus a 4-byte row length per output channel."""
-    dense = sum(int(layer.weight.size) for layer in model.layers)
+    dense = sum(int(layer.weight.size) for layer in model.layers if getattr(layer, "weight", None) is not None)
     comp = 0
     for lp in prog.layers:
+        if lp.desc.flags & (F_MAXRED | F_AVG):  # sparse pooling: fixed window entries, not model weights
+            continue
         comp += BLOCK_BEATS * 8 * (-(-lp.n_entries // BLOCK_ENTRIES)) + 4 * len(lp.channels)
     return dense, comp
+
+
+# -- sparse-pixel models ---------------------------------------------------------------------
+
+def _pool_row_stride(width: int, lanes: int) -> int:
+    """Smallest row stride ≥ width whose 2×2 window {0, 1, rs, rs+1} hits four banks."""
+    rs = width
+    while lanes >= 4 and (rs % lanes) in (0, 1, lanes - 1):
+        rs += 1
+    return rs
+
+
+def _sparse_entries(rows_k, rows_w, offsets_of, lanes: int, dense: bool):
+    grouped = []
+    for ks, ws in zip(rows_k, rows_w):
+        if not dense:
+            nz = ws != 0
+            ks, ws = ks[nz], ws[nz]
+        grouped.append(_group(*_runs_with_fillers(ks, ws), offsets_of, 1, lanes, lanes))
+    return grouped
+
+
+def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str) -> Program:
+    """Sparse-pixel models (docs/sparse_pixels.md): SITES layers over the active-site
+    lists, every map a zero-filled grid kept zero by SCRUB after its consumer."""
+    if input_mode not in ("sites", "reduce"):
+        raise CompileError(f"input_mode must be 'sites' or 'reduce', got {input_mode!r}")
+    red = model.reduce
+    if red.n_max > hw.site_cap:
+        raise CompileError(f"n_max={red.n_max} sites, overlay has SITE_CAP={hw.site_cap}")
+    lanes = hw.lanes
+    shapes = model.shapes()
+    layers_m = model.layers
+    L = len(layers_m)
+    n_sparse = next(i for i, layer in enumerate(layers_m) if layer.kind == "fc")
+    if input_mode == "reduce" and shapes[0][0] != 1:
+        raise CompileError("hardware input reduce needs a single-channel input; use input_mode='sites'")
+    if input_mode == "sites" and shapes[0][0] > 6:
+        raise CompileError("pre-reduced site packets carry at most 6 channels")
+    # regions: input of every layer, disjoint
+    regs = []
+    base = 0
+    for i in range(L):
+        shp = shapes[i]
+        layer = layers_m[i]
+        if layer.kind == "fc":
+            shp = (int(np.prod(shp)),)
+            r = _Region(base, shp, 0)
+            rs, cs = (shapes[i][2], shapes[i][1] * shapes[i][2]) if len(shapes[i]) == 3 else (1, 1)
+        elif layer.kind == "sconv":
+            r = _Region(base, shp, layer.padding)
+            rs, cs = r.row_stride, r.ch_stride
+        else:  # spool input: unpadded grid with a conflict-free row stride
+            c, h, w = shp
+            rs = _pool_row_stride(w, lanes)
+            cs = h * rs
+            r = _Region(base, (c, h, rs), 0)
+        regs.append((r, rs, cs))
+        base += r.size
+    if base > hw.act_bytes:
+        raise CompileError(f"sparse-pixel maps need {base} bytes of activation memory, overlay has "
+                           f"ACT_BYTES={hw.act_bytes}: use smaller maps or fewer channels")
+    out_layers = []
+    cur = 0
+    for i, layer in enumerate(layers_m):
+        last = i == L - 1
+        r_in, rs, cs = regs[i]
+        if last:
+            ob, ors, ocs = 0, 0, 1
+        else:
+            r_out, ors, ocs = regs[i + 1]
+            ob = r_out.interior
+        scrub = F_SCRUB if (i > 0 and i <= n_sparse) or (i == 0 and input_mode == "sites") else 0
+        if layer.kind == "fc":
+            lp = _compile_layer(layer, i, last, r_in, None if last else r_out, False, hw, dense, shapes[i],
+                                shapes[i + 1])
+            d = lp.desc
+            if not last and len(shapes[i + 1]) == 1:
+                d = replace(d, out_row_stride=1, out_ch_stride=1)
+            out_layers.append(replace(lp, desc=replace(d, flags=d.flags | scrub)))
+            continue
+        c_in, h, w = shapes[i]
+        if layer.kind == "sconv":
+            tb = _tb_for(layer)
+            kh, kw = layer.kernel
+            taps = [ky * rs + kx for ky in range(kh) for kx in range(kw)]
+            tap_offset = tuple(taps + [0] * (N_TAPS - len(taps)))
+
+            def offsets_of(k, tb=tb, tap_offset=tap_offset, cs=cs):
+                return ((k >> tb) * cs + tap_offset[k & ((1 << tb) - 1)]) & 0xFFFF
+
+            rows = [_row_entries(layer.weight[c], layer, tb, True) for c in range(layer.c_out)]
+            grouped = _sparse_entries([r[0] for r in rows], [r[1] for r in rows], offsets_of, lanes, dense)
+            flags = F_SITES | scrub | (F_RELU if layer.relu else 0)
+            desc = LayerDesc(flags=flags, p_log2=0, q_log2=hw.lanes_log2, tb=tb, c_out=layer.c_out, h_it=h, n_xt=1,
+                             w_valid=w, in_ch_stride=cs, in_base=r_in.base, in_row_stride=rs, out_base=ob,
+                             out_row_stride=ors, out_ch_stride=ocs, tap_offset=tap_offset, in_list=cur,
+                             out_list=cur)
+            chans = tuple(ChannelRec(bias=int(layer.bias[c]), mult=int(layer.mult[c]), shift=int(layer.shift[c]),
+                                     n_groups=int(grouped[c][2])) for c in range(layer.c_out))
+        else:  # spool
+            tap_offset = (0, 1, rs, rs + 1) + (0,) * (N_TAPS - 4)
+
+            def offsets_of(k, tap_offset=tap_offset, cs=cs):
+                return ((k >> 2) * cs + tap_offset[k & 3]) & 0xFFFF
+
+            ks = [np.arange(4, dtype=np.int64) + 4 * c for c in range(c_in)]
+            ws = [np.ones(4, np.int8) for _ in range(c_in)]
+            grouped = _sparse_entries(ks, ws, offsets_of, lanes, dense)
+            flags = F_SITES | F_POOLSITES | scrub | (F_MAXRED if layer.mode == "max" else F_AVG)
+            desc = LayerDesc(flags=flags, p_log2=0, q_log2=hw.lanes_log2, tb=2, c_out=c_in, h_it=h // 2, n_xt=1,
+                             w_valid=w // 2, in_ch_stride=cs, in_base=r_in.interior, in_row_stride=rs, out_base=ob,
+                             out_row_stride=ors, out_ch_stride=ocs, tap_offset=tap_offset, in_list=cur,
+                             out_list=1 - cur)
+            cur = 1 - cur
+            chans = tuple(ChannelRec(bias=0, mult=1, shift=1, n_groups=int(g[2])) for g in grouped)
+        out_layers.append(LayerProgram(desc=desc, channels=chans,
+                                       codes=np.concatenate([g[0] for g in grouped]).astype(np.uint8),
+                                       weights=np.concatenate([g[1] for g in grouped]).astype(np.int8)))
+    lay = input_layout(model)
+    mode = MODE_SITES if input_mode == "sites" else MODE_REDUCE
+    layout = {**lay.to_dict(), "mode": input_mode, "threshold": red.threshold, "n_max": red.n_max}
+    prog = Program(lanes=lanes, in_base=regs[0][0].base, in_bytes=lay.in_bytes, n_out=layers_m[-1].c_out,
+                   layers=tuple(out_layers), act_log2=max(0, (base - 1).bit_length()),
+                   meta={"input_layout": layout, "dense": dense, "model": model.name},
+                   input_mode=mode, n_max=red.n_max, threshold=red.threshold, c_in=shapes[0][0], pad=lay.pad)
+    if prog.slots_used() > hw.w_slots:
+        raise CompileError(f"the program needs {prog.slots_used()} weight slots, overlay has W_SLOTS={hw.w_slots}")
+    if prog.n_channels > hw.ch_cap:
+        raise CompileError(f"{prog.n_channels} output channels in all, overlay has CH_CAP={hw.ch_cap}")
+    return prog

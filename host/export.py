@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 from zeroskip.driver import contract as C
-from zeroskip.driver.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST, sha256_file
-from zeroskip.driver.golden import image_timing
+from zeroskip.driver.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST, pack_inputs, sha256_file
+from zeroskip.driver.golden import GoldenEngine
 from zeroskip.driver.program import HwConfig, Program, encode_program, store_hex
 
 import zeroskip
 
-from .compiler import compile_model, input_layout, weight_bytes
+from .compiler import compile_model, weight_bytes
 from .qmodel import QModel
 
 
@@ -29,6 +29,10 @@ def inspection_arrays(model: QModel) -> tuple[np.ndarray, np.ndarray, dict]:
     idx_parts, val_parts, layers = [], [], []
     pos = 0
     for i, layer in enumerate(model.layers):
+        if getattr(layer, "weight", None) is None:  # sparse pooling has no weights
+            layers.append({"name": layer.name or f"layer{i}", "kind": layer.kind, "shape": [], "base_offset": pos,
+                           "channel_segments": []})
+            continue
         rows = layer.weight.reshape(layer.c_out, -1)
         if rows.shape[1] > 65535:
             raise ValueError(f"layer {i}: rows of {rows.shape[1]} weights do not fit 16-bit indices")
@@ -50,16 +54,34 @@ def inspection_arrays(model: QModel) -> tuple[np.ndarray, np.ndarray, dict]:
             np.concatenate(val_parts) if val_parts else np.zeros(0, np.int8), meta)
 
 
-def program_stats(model: QModel, prog: Program, dense: Program) -> dict:
-    ts, td = image_timing(prog), image_timing(dense)
+def program_stats(model: QModel, prog: Program, dense: Program, hw: HwConfig, packed) -> dict:
+    """Predicted per-inference figures from the golden model over the bundle's inputs
+    (exact per image; averaged when the cycles depend on the data, as in sparse-pixel mode)."""
+    res = {}
+    for key, p in (("sparse", prog), ("dense", dense)):
+        eng = GoldenEngine(hw)
+        eng.load(encode_program(p))
+        eng.run_images(packed)
+        n = len(eng.image_cycles)
+        res[key] = (sum(eng.image_cycles) / n, [
+            (sum(im[i][0] for im in eng.image_layers) / n, sum(im[i][1] for im in eng.image_layers) / n)
+            for i in range(len(p.layers))])
     wd, wc = weight_bytes(model, prog)
-    macs_dense = sum(int(layer.weight.size) * _pixels(lp) for layer, lp in zip(model.layers, dense.layers))
-    return {"cycles_sparse": ts["total"], "cycles_dense": td["total"], "macs_sparse": ts["macs"],
-            "macs_dense": macs_dense, "weight_bytes_dense": wd, "weight_bytes_compressed": wc,
-            "layers": [{"P": lp.desc.P, "Q": lp.desc.Q, "issues_sparse": a.issues, "issues_dense": b.issues,
-                        "cycles_sparse": a.total, "cycles_dense": b.total, "macs_sparse": a.macs,
-                        "macs_dense": int(layer.weight.size) * _pixels(lp)}
-                       for layer, lp, a, b in zip(model.layers, prog.layers, ts["layers"], td["layers"])]}
+    layers = []
+    macs_dense = 0
+    for i, (layer, lp) in enumerate(zip(model.layers, prog.layers)):
+        md = int(layer.weight.size) * _pixels(lp) if getattr(layer, "weight", None) is not None and not lp.desc.sites \
+            else None
+        macs_dense += md or 0
+        layers.append({"name": layer.name or f"layer{i}", "P": lp.desc.P, "Q": lp.desc.Q,
+                       "cycles_sparse": res["sparse"][1][i][0], "cycles_dense": res["dense"][1][i][0],
+                       "macs_sparse": res["sparse"][1][i][1], "macs_dense": md if md is not None else
+                       res["dense"][1][i][1]})
+    if any(lp.desc.sites for lp in prog.layers):
+        macs_dense = sum(lay["macs_dense"] for lay in layers)
+    return {"cycles_sparse": res["sparse"][0], "cycles_dense": res["dense"][0],
+            "macs_sparse": sum(lay["macs_sparse"] for lay in layers), "macs_dense": macs_dense,
+            "weight_bytes_dense": wd, "weight_bytes_compressed": wc, "layers": layers}
 
 
 def _pixels(lp) -> int:
@@ -76,7 +98,7 @@ def _write(folder: Path, name: str, data: bytes | str) -> None:
 
 
 def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.ndarray, expected: np.ndarray,
-                  labels: np.ndarray | None = None, info: dict | None = None) -> Path:
+                  labels: np.ndarray | None = None, info: dict | None = None, input_mode: str = "sites") -> Path:
     """Compile ``model`` (sparse and dense) and write the bundle to ``out_dir``.
 
     ``inputs``: int8 (N, C, H, W) test images; ``expected``: int32 (N, n_out) from the
@@ -89,8 +111,9 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
     if expected.dtype != np.int32 or expected.shape != (inputs.shape[0], model.layers[-1].c_out):
         raise ValueError(f"expected must be int32 ({inputs.shape[0]}, {model.layers[-1].c_out}), got "
                          f"{expected.dtype}{expected.shape}")
-    prog = compile_model(model, hw)
-    dense = compile_model(model, hw, dense=True)
+    prog = compile_model(model, hw, input_mode=input_mode)
+    dense = compile_model(model, hw, dense=True, input_mode=input_mode)
+    packed = pack_inputs(inputs, prog.meta["input_layout"])
     beats, dbeats = encode_program(prog), encode_program(dense)
     idx, vals, meta = inspection_arrays(model)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -112,8 +135,8 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
             "format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "program_format_version": C.FORMAT_VERSION,
             "zeroskip_version": zeroskip.__version__, "hw": hw.to_dict(), "ip_vlnv": C.VLNV,
             "model": {"name": model.name, "input_scale": model.input_scale, **(info or {})},
-            "input_layout": input_layout(model).to_dict(), "n_out": int(prog.n_out), "n_samples": int(inputs.shape[0]),
-            "predicted": program_stats(model, prog, dense), "files": files,
+            "input_layout": prog.meta["input_layout"], "n_out": int(prog.n_out), "n_samples": int(inputs.shape[0]),
+            "predicted": program_stats(model, prog, dense, hw, packed), "files": files,
         }
         _write(tmp, MANIFEST, json.dumps(manifest, indent=1, default=_json_default))
         os.chmod(tmp, 0o755)

@@ -54,9 +54,12 @@
 `define ZS_FLAG_AVG 5
 `define ZS_FLAG_POOLSITES 6
 `define ZS_FLAG_SCRUB 7
-`define ZS_T_LAYER_SETUP 2
-`define ZS_T_FILL 8
-`define ZS_T_OUT_LAT 2
+`define ZS_MODE_DENSE 0
+`define ZS_MODE_REDUCE 1
+`define ZS_MODE_SITES 2
+`define ZS_T_LAYER_SETUP 6
+`define ZS_T_FILL 10
+`define ZS_T_OUT_LAT 1
 `define ZS_PRG_HEADER_BEATS 4
 `define ZS_PRG_LAYER_BEATS 8
 `define ZS_PRG_CHANNEL_BEATS 2

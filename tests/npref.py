@@ -43,3 +43,58 @@ def forward(model, x):
                     break
                 a = requant(acc, layer.mult.astype(np.int64), layer.shift.astype(np.int64), layer.relu)
     return np.array(outs, dtype=np.int64).astype(np.int32)
+
+
+AVG_R = (0, 65536, 32768, 21845, 16384)
+
+
+def forward_sparse(model, x):
+    """Sparse-pixel semantics (docs/sparse_pixels.md), site by site."""
+    outs = []
+    red = model.reduce
+    for img in np.asarray(x):
+        c0, h, w = img.shape
+        act = np.zeros_like(img, dtype=np.int64)
+        sites = []
+        for yy in range(h):
+            for xx in range(w):
+                if int(img[0, yy, xx]) > red.threshold and len(sites) < red.n_max:
+                    sites.append((yy, xx))
+                    act[:, yy, xx] = img[:, yy, xx]
+        counts = {s: 1 for s in sites}
+        a = act
+        for i, layer in enumerate(model.layers):
+            if layer.kind == "sconv":
+                k = layer.kernel[0]
+                p = k // 2
+                ap = np.pad(a, ((0, 0), (p, p), (p, p)))
+                new = np.zeros((layer.c_out,) + a.shape[1:], np.int64)
+                for (yy, xx) in sites:
+                    win = ap[:, yy:yy + k, xx:xx + k]
+                    acc = (layer.weight.astype(np.int64) * win[None]).sum(axis=(1, 2, 3)) + layer.bias
+                    new[:, yy, xx] = requant(acc, layer.mult.astype(np.int64), layer.shift.astype(np.int64),
+                                             layer.relu)
+                a = new
+            elif layer.kind == "spool":
+                hh, ww = a.shape[1] // 2, a.shape[2] // 2
+                cells = {}
+                for (yy, xx) in sites:
+                    cell = (yy // 2, xx // 2)
+                    if cell[0] < hh and cell[1] < ww:
+                        cells.setdefault(cell, []).append((yy, xx))
+                new = np.zeros((a.shape[0], hh, ww), np.int64)
+                for cell, members in cells.items():
+                    vals = np.stack([a[:, yy, xx] for yy, xx in members], axis=1)
+                    if layer.mode == "max":
+                        new[:, cell[0], cell[1]] = vals.max(axis=1)
+                    else:
+                        new[:, cell[0], cell[1]] = (vals.sum(axis=1) * AVG_R[len(members)] + (1 << 15)) >> 16
+                a = new
+                sites = list(cells)
+            else:
+                acc = layer.weight.astype(np.int64) @ a.reshape(-1) + layer.bias.astype(np.int64)
+                if i == len(model.layers) - 1:
+                    outs.append(acc)
+                    break
+                a = requant(acc, layer.mult.astype(np.int64), layer.shift.astype(np.int64), layer.relu)
+    return np.array(outs, dtype=np.int64).astype(np.int32)
