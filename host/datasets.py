@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DATASETS = ("synthetic", "digits")
+DATASETS = ("synthetic", "digits", "detector")
 
 SYNTH_SIZE = 16
 SYNTH_N_TRAIN, SYNTH_N_TEST = 2000, 500
@@ -56,6 +56,10 @@ def load_dataset(name: str = "synthetic", seed: int = 0, n_train: int | None = N
     split of the 1797 images for ``"digits"`` (there, ``n_train + n_test`` may not exceed
     1797).
     """
+    if name == "detector":
+        from .detector import load_detector  # detector.py imports Dataset from here
+
+        return load_detector(seed, n_train, n_test)
     if name == "synthetic":
         n_train = SYNTH_N_TRAIN if n_train is None else int(n_train)
         n_test = SYNTH_N_TEST if n_test is None else int(n_test)

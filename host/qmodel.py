@@ -142,7 +142,8 @@ class QModel:
             if self.reduce is None:
                 raise ValueError("sparse layers (sconv/spool) need an input reduce (QModel.reduce)")
             first_dense = next((i for i, sk in enumerate(sparse_kinds) if not sk), len(self.layers))
-            if any(sparse_kinds[first_dense:]) or self.layers[first_dense].kind != "fc":
+            if first_dense == len(self.layers) or any(sparse_kinds[first_dense:]) \
+                    or self.layers[first_dense].kind != "fc":
                 raise ValueError("sparse layers must come first, followed by the flatten into fc layers")
             for i, layer in enumerate(self.layers[:first_dense]):
                 if layer.kind == "spool" and layer.mode == "max" and (i == 0 or not self.layers[i - 1].relu):

@@ -16,6 +16,14 @@ edge cases in every non-final layer:
 ``random_input(rng, qmodel, n, negative=True)`` draws int8 images including negative
 values and the extremes -128 and 127.
 
+``random_sparse_qmodel(rng)`` draws a valid sparse-pixel model: an input reduce
+(threshold, ``n_max`` 1..32) on inputs up to 24×24 with 1–2 channels, 1–2 sparse convs
+(kernel 1 or 3), each optionally followed by sparse pooling (``max`` only after a ReLU,
+or ``avg``), then 0–1 hidden FC layers and the final FC layer.
+``random_sparse_input(rng, qmodel, n)`` draws int8 images with a controlled number of
+active pixels (channel 0 above the threshold), including images with none and with more
+than ``n_max``, and pixels exactly at the threshold.
+
 Every model respects the int32 accumulator bound ``sum|w|*128 + |bias| < 2**31``.
 """
 
@@ -23,13 +31,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, QLayer, QModel
+from .qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, InputReduce, QLayer, QModel, QSparsePool
 
 MAX_HW = 12
 MAX_CHANNELS = 8
 MAX_FC = 16
 MAX_OUT = 10
 KERNELS = (1, 2, 3, 4)  # the engine supports up to 16 taps per input channel
+SPARSE_MAX_HW = 24
+SPARSE_MAX_CHANNELS = 2
+SPARSE_MAX_N = 32
+SPARSE_KERNELS = (1, 3)
 
 
 def _sparsity(rng: np.random.Generator) -> float:
@@ -146,4 +158,140 @@ def random_input(rng: np.random.Generator, qmodel: QModel, n: int, *, negative: 
     x[u < 0.3] = 0
     ext = (u >= 0.3) & (u < 0.4)
     x[ext] = rng.choice([lo, 127], size=int(ext.sum()))
+    return x.astype(np.int8)
+
+
+def _threshold(rng: np.random.Generator) -> int:
+    """Mostly 0..120; sometimes negative, sometimes 126 or 127 (no int8 value exceeds 127)."""
+    u = rng.random()
+    if u < 0.1:
+        return int(rng.integers(-128, 0))
+    if u < 0.15:
+        return int(rng.choice([126, 127]))
+    return int(rng.integers(0, 121))
+
+
+def random_sparse_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int, int] | None = None,
+                         n_max: int | None = None, threshold: int | None = None, n_sconv: int | None = None,
+                         pool: str | None = None, n_hidden_fc: int | None = None, sparsity: float | None = None,
+                         zero_channel: bool = False, dense_channel: bool = False, saturate: bool = False,
+                         relu: bool | None = None, name: str = "random_sparse") -> QModel:
+    """A random valid sparse-pixel QModel (see the module docstring).
+
+    Fixed choices override the random ones: ``input_shape`` (C, H, W) (random C 1–2, H
+    and W 1–24), ``n_max`` (random 1–32), ``threshold`` (int8), ``n_sconv`` (random 1–2),
+    ``pool`` after every sparse conv whose map allows it (``'max'``, ``'avg'`` or
+    ``'none'``; default random per layer; ``'max'`` forces ReLU on the conv before),
+    ``n_hidden_fc`` (random 0–1), ``sparsity``, ``relu`` and the edge-case flags as in
+    :func:`random_qmodel`.
+    """
+    if input_shape is None:
+        input_shape = (int(rng.integers(1, SPARSE_MAX_CHANNELS + 1)), int(rng.integers(1, SPARSE_MAX_HW + 1)),
+                       int(rng.integers(1, SPARSE_MAX_HW + 1)))
+    c, h, w = (int(s) for s in input_shape)
+    if min(c, h, w) < 1:
+        raise ValueError(f"input_shape must have positive sizes, got {input_shape}")
+    if pool not in (None, "max", "avg", "none"):
+        raise ValueError(f"pool must be 'max', 'avg', 'none' or None (random), got {pool!r}")
+    n_max = int(rng.integers(1, SPARSE_MAX_N + 1)) if n_max is None else int(n_max)
+    threshold = _threshold(rng) if threshold is None else int(threshold)
+    n_sconv = int(rng.integers(1, 3)) if n_sconv is None else int(n_sconv)
+    n_hidden_fc = int(rng.integers(0, 2)) if n_hidden_fc is None else int(n_hidden_fc)
+    if n_sconv < 1 or n_hidden_fc < 0:
+        raise ValueError(f"need n_sconv >= 1 and n_hidden_fc >= 0, got {n_sconv} and {n_hidden_fc}")
+
+    def draw(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+        s = _sparsity(rng) if sparsity is None else float(sparsity)
+        wq = _weights(rng, shape, s, zero_channel, dense_channel)
+        return (wq, *_requant(rng, wq, saturate))
+
+    layers: list = []
+    for i in range(n_sconv):
+        k = int(rng.choice(SPARSE_KERNELS))
+        c_out = int(rng.integers(1, MAX_CHANNELS + 1))
+        mode = pool if pool is not None else str(rng.choice(["none", "max", "avg"]))
+        if h < 2 or w < 2:
+            mode = "none"
+        layer_relu = bool(rng.random() < 0.7) if relu is None else bool(relu)
+        if mode == "max":
+            layer_relu = True
+        wq, bias, mult, shift = draw((c_out, c, k, k))
+        layers.append(QLayer("sconv", wq, bias, mult, shift, padding=k // 2, relu=layer_relu, name=f"sconv{i}"))
+        c = c_out
+        if mode != "none":
+            layers.append(QSparsePool(mode, name=f"spool{i}"))
+            h, w = h // 2, w // 2
+    n_in = c * h * w
+    sizes = [int(rng.integers(1, MAX_FC + 1)) for _ in range(n_hidden_fc)] + [int(rng.integers(1, MAX_OUT + 1))]
+    for i, n_out in enumerate(sizes):
+        wq, bias, mult, shift = draw((n_out, n_in))
+        last = i == len(sizes) - 1
+        if last:
+            mult, shift = np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64)
+        fc_relu = False if last else (bool(rng.random() < 0.7) if relu is None else bool(relu))
+        layers.append(QLayer("fc", wq, bias, mult, shift, relu=fc_relu, name=f"fc{i}"))
+        n_in = n_out
+    return QModel(input_shape=tuple(int(s) for s in input_shape), layers=tuple(layers), name=name,
+                  meta={"random": True}, reduce=InputReduce(threshold, n_max))
+
+
+def random_sparse_input(rng: np.random.Generator, qmodel: QModel, n: int, *, fraction: float | None = None,
+                        negative: bool = True, border: bool | None = None) -> np.ndarray:
+    """``n`` random int8 images for the sparse-pixel ``qmodel`` (which needs a reduce).
+
+    Active pixels (channel 0 > threshold) are placed at random: with ``fraction`` each
+    pixel is active with that probability; by default each image draws its count: none
+    (1 in 6), more than ``n_max`` (1 in 6, when the image has room) or 1..n_max. With
+    ``border`` (default: random per image) the border rows and columns are 8 times as
+    likely to hold active pixels. Active channel-0 values are uniform over
+    (threshold, 127], with ``threshold + 1`` and 127 frequent; inactive ones are mostly
+    ``min(0, threshold)``, sometimes exactly ``threshold`` or uniform below it. The other
+    channels are random everywhere (the reduce must zero them off the sites); with
+    ``negative=False`` they are >= 0. A threshold of 127 allows no active pixel.
+    """
+    if qmodel.reduce is None:
+        raise ValueError("random_sparse_input needs a sparse-pixel model (qmodel.reduce)")
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    t, n_max = qmodel.reduce.threshold, qmodel.reduce.n_max
+    c, h, w = (int(s) for s in qmodel.input_shape)
+    hw = h * w
+    lo = -128 if negative else 0
+    x = rng.integers(lo, 128, size=(int(n), c, h, w))
+    u = rng.random(x.shape)
+    x[u < 0.3] = 0
+    ext = (u >= 0.3) & (u < 0.4)
+    x[ext] = rng.choice([lo, 127], size=int(ext.sum()))
+
+    # Channel 0: inactive everywhere, then the chosen active pixels.
+    bg = min(0, t)
+    ch0 = np.full((int(n), hw), bg, np.int64)
+    u = rng.random(ch0.shape)
+    ch0[u < 0.1] = t
+    below = u >= 0.8
+    ch0[below] = rng.integers(-128, t + 1, size=int(below.sum()))
+    yy, xx = np.divmod(np.arange(hw), w)
+    on_border = (yy == 0) | (yy == h - 1) | (xx == 0) | (xx == w - 1)
+    for img in range(int(n)):
+        if t >= 127:
+            break
+        if fraction is not None:
+            where = np.flatnonzero(rng.random(hw) < fraction)
+        else:
+            v = rng.random()
+            if v < 1 / 6:
+                count = 0
+            elif v < 2 / 6 and hw > n_max:
+                count = int(rng.integers(n_max + 1, min(hw, 2 * n_max + 4) + 1))
+            else:
+                count = int(rng.integers(1, min(n_max, hw) + 1))
+            bias_border = bool(rng.random() < 0.5) if border is None else bool(border)
+            p = np.where(on_border, 8.0, 1.0) if bias_border else np.ones(hw)
+            where = rng.choice(hw, size=count, replace=False, p=p / p.sum())
+        vals = rng.integers(t + 1, 128, size=where.size)
+        e = rng.random(where.size)
+        vals[e < 0.1] = t + 1
+        vals[(e >= 0.1) & (e < 0.2)] = 127
+        ch0[img, where] = vals
+    x[:, 0] = ch0.reshape(int(n), h, w)
     return x.astype(np.int8)

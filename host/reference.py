@@ -14,6 +14,10 @@ Convolutions and matrix products run in float64: every product of two int8 value
 every partial sum below 2**31 is an integer below 2**53, so float64 sums are exact in any
 order. The result is converted to int64 and requantisation, ReLU, clamp and pooling are
 done on integers.
+
+Sparse-pixel models (with ``qmodel.reduce``) have their own reference,
+:class:`~zeroskip.host.reference_sparse.SparseIntegerReference`; :func:`run_reference`
+runs either.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .qmodel import QModel
+from .reference_sparse import run_sparse_reference
 from .train import DEFAULT_THREADS, torch_threads
 
 DEFAULT_BATCH = 256
@@ -34,6 +39,9 @@ class IntegerReference(nn.Module):
 
     def __init__(self, qmodel: QModel) -> None:
         super().__init__()
+        if qmodel.reduce is not None:
+            raise ValueError("a sparse-pixel model (with an input reduce) needs "
+                             "reference_sparse.SparseIntegerReference (run_reference runs either)")
         self.qmodel = qmodel
         self.input_shape = tuple(int(s) for s in qmodel.input_shape)
         for i, layer in enumerate(qmodel.layers):
@@ -88,7 +96,10 @@ class IntegerReference(nn.Module):
 def run_reference(qmodel: QModel, x_int8: np.ndarray, batch_size: int = DEFAULT_BATCH,
                   threads: int | None = DEFAULT_THREADS) -> np.ndarray:
     """Integer reference on a numpy int8 batch (N, C, H, W) -> int32 (N, n_out), in batches
-    of ``batch_size`` with ``threads`` torch threads (the result does not depend on either)."""
+    of ``batch_size`` with ``threads`` torch threads (the result does not depend on either).
+    Sparse-pixel models run on ``reference_sparse.SparseIntegerReference``."""
+    if qmodel.reduce is not None:
+        return run_sparse_reference(qmodel, x_int8, batch_size, threads)
     x = np.asarray(x_int8)
     if x.dtype != np.int8:
         raise TypeError(f"expected int8 images, got {x.dtype}; quantise with quantize.quantize_input")

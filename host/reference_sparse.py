@@ -1,0 +1,173 @@
+"""The PyTorch integer reference of sparse-pixel models (docs/sparse_pixels.md).
+
+:class:`SparseIntegerReference` evaluates a :class:`~zeroskip.host.qmodel.QModel` with
+an input reduce (``qmodel.reduce``) and sparse layers on int8 images, bit-exactly::
+
+    reduce:  active = x[:, 0] > threshold (int8 compare); keep the first n_max active
+             pixels in raster order with all channels, zero every other pixel
+    sconv:   acc = bias + Σ w·a over the zero-filled map (stride 1, padding k//2)
+             y = (acc·M + 2**(S-1)) >> S;  y = max(y, 0) if relu;  y = clip(y, -128, 127)
+             y = 0 off the active sites (the active set is unchanged)
+    spool:   2×2 cells (h//2, w//2), floor; new active set = cells with >= 1 active site
+             max: the largest active value of the cell
+             avg: (sum·R[n] + 2**15) >> 16, n = active sites of the cell, R = AVG_RECIP
+    fc:      on the zero-filled (C, H, W) grid flattened; as docs/hardware.md
+             ("Arithmetic"); the last layer outputs acc (int32 logits)
+
+Maps are dense zero-filled int64 tensors with a bool activity mask (N, 1, H, W) beside
+them. Convolutions and matrix products run in float64, exact for int8 operands and
+int32 sums (see ``reference.py``); everything else is integer arithmetic.
+``reference.run_reference`` dispatches here for models with a reduce.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .qmodel import AVG_RECIP, InputReduce, QModel
+from .sparse import Reduced, raster_keep, site_coordinates
+from .train import DEFAULT_THREADS, torch_threads
+
+DEFAULT_BATCH = 256
+
+
+def reduce_int8(x: torch.Tensor, reduce: InputReduce) -> Reduced:
+    """The integer input reduce: ``x`` int8 (N, C, H, W) → zero-filled int8 map, bool mask
+    (N, 1, H, W) and 1-based site coordinates (N, n_max, 2) (see ``sparse.Reduced``)."""
+    if x.dtype != torch.int8 or x.ndim != 4:
+        raise TypeError(f"reduce_int8 expects an int8 (N, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
+    keep = raster_keep(x[:, 0] > reduce.threshold, reduce.n_max)
+    mask = keep.unsqueeze(1)
+    return Reduced(x * mask.to(x.dtype), mask, site_coordinates(keep, reduce.n_max))
+
+
+def _requant(acc: torch.Tensor, m: torch.Tensor, s: torch.Tensor, relu: bool) -> torch.Tensor:
+    y = torch.bitwise_right_shift(acc * m + torch.bitwise_left_shift(torch.ones_like(s), s - 1), s)
+    return torch.clamp(y, 0 if relu else -128, 127)
+
+
+def sparse_pool_int(a: torch.Tensor, mask: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer sparse 2×2 pooling of a zero-filled int64 map ``a`` (N, C, H, W) with
+    ``mask`` (N, 1, H, W): returns the pooled map (int64, zero off the new sites) and the
+    new mask. ``mode`` is ``'max'`` or ``'avg'`` (docs/sparse_pixels.md)."""
+    n, c, h, w = a.shape
+    h2, w2 = h // 2, w // 2
+    cells = a[:, :, :2 * h2, :2 * w2].reshape(n, c, h2, 2, w2, 2)
+    mcells = mask[:, :, :2 * h2, :2 * w2].reshape(n, 1, h2, 2, w2, 2)
+    count = mcells.sum(dim=(3, 5))                                 # active sites per cell, 0..4
+    new_mask = count > 0
+    if mode == "max":
+        y = cells.masked_fill(~mcells, -(1 << 40)).amax(dim=(3, 5))
+        y = torch.where(new_mask, y, torch.zeros((), dtype=y.dtype))
+    elif mode == "avg":
+        recip = torch.tensor(AVG_RECIP, dtype=torch.int64)[count]
+        y = torch.bitwise_right_shift(cells.sum(dim=(3, 5)) * recip + (1 << 15), 16)
+    else:
+        raise ValueError(f"sparse pooling mode must be 'max' or 'avg', got {mode!r}")
+    return y, new_mask
+
+
+class SparseIntegerReference(nn.Module):
+    """Integer forward pass of a sparse-pixel ``qmodel``: int8 (N, C, H, W) in, int32
+    (N, n_out) out."""
+
+    def __init__(self, qmodel: QModel) -> None:
+        super().__init__()
+        if qmodel.reduce is None:
+            raise ValueError("this model has no input reduce: use reference.IntegerReference")
+        self.qmodel = qmodel
+        self.input_shape = tuple(int(s) for s in qmodel.input_shape)
+        for i, layer in enumerate(qmodel.layers):
+            if layer.kind == "spool":
+                continue
+            self.register_buffer(f"w{i}", torch.from_numpy(layer.weight.astype(np.float64)))
+            self.register_buffer(f"b{i}", torch.from_numpy(layer.bias.astype(np.int64)))
+            self.register_buffer(f"m{i}", torch.from_numpy(layer.mult.astype(np.int64)))
+            self.register_buffer(f"s{i}", torch.from_numpy(layer.shift.astype(np.int64)))
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor of int8, got {type(x).__name__}; "
+                            "use run_sparse_reference() for numpy arrays")
+        if x.dtype != torch.int8:
+            raise TypeError(f"expected int8 input, got {x.dtype}; quantise with quantize.quantize_input")
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"input has shape {tuple(x.shape)}, expected (N, *{self.input_shape})")
+
+    def forward_sites(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """Every layer's output (int8 zero-filled maps (N, C, H, W) for sparse layers, int8
+        (N, F) for hidden fc, int32 (N, n_out) last) and the activity mask after each
+        sparse layer (None for fc)."""
+        self._check_input(x)
+        red = reduce_int8(x, self.qmodel.reduce)
+        a, mask = red.x.to(torch.int64), red.mask
+        outs: list[torch.Tensor] = []
+        masks: list[torch.Tensor | None] = []
+        n_layers = len(self.qmodel.layers)
+        for i, layer in enumerate(self.qmodel.layers):
+            if layer.kind == "spool":
+                a, mask = sparse_pool_int(a, mask, layer.mode)
+                outs.append(a.to(torch.int8))
+                masks.append(mask)
+                continue
+            w, b = getattr(self, f"w{i}"), getattr(self, f"b{i}")
+            m, s = getattr(self, f"m{i}"), getattr(self, f"s{i}")
+            if layer.kind == "sconv":
+                acc = F.conv2d(a.to(torch.float64), w, padding=layer.padding).to(torch.int64)
+                acc = acc + b.view(1, -1, 1, 1)
+                y = _requant(acc, m.view(1, -1, 1, 1), s.view(1, -1, 1, 1), layer.relu) * mask
+                outs.append(y.to(torch.int8))
+                masks.append(mask)
+                a = y
+                continue
+            if layer.kind != "fc":
+                raise ValueError(f"layer {i}: kind {layer.kind!r} is not allowed in a sparse-pixel model")
+            flat = a.reshape(a.shape[0], -1).to(torch.float64)
+            acc = (flat @ w.T).to(torch.int64) + b.view(1, -1)
+            masks.append(None)
+            if i == n_layers - 1:
+                outs.append(acc.to(torch.int32))
+                break
+            a = _requant(acc, m.view(1, -1), s.view(1, -1), layer.relu)
+            outs.append(a.to(torch.int8))
+        return outs, masks
+
+    def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output (see :meth:`forward_sites`)."""
+        return self.forward_sites(x)[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """int32 outputs (N, n_out) of the last layer."""
+        return self.forward_sites(x)[0][-1]
+
+
+def run_sparse_reference(qmodel: QModel, x_int8: np.ndarray, batch_size: int = DEFAULT_BATCH,
+                         threads: int | None = DEFAULT_THREADS) -> np.ndarray:
+    """Sparse integer reference on a numpy int8 batch (N, C, H, W) → int32 (N, n_out), in
+    batches of ``batch_size`` with ``threads`` torch threads (the result depends on
+    neither)."""
+    x = np.asarray(x_int8)
+    if x.dtype != np.int8:
+        raise TypeError(f"expected int8 images, got {x.dtype}; quantise with quantize.quantize_input")
+    ref = SparseIntegerReference(qmodel)
+    n_out = qmodel.layers[-1].c_out
+    if x.shape[0] == 0:
+        return np.zeros((0, n_out), np.int32)
+    with torch.no_grad(), torch_threads(threads):
+        outs = [ref(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])))
+                for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(outs).numpy()
+
+
+def reduce_input(reduce: InputReduce, x_int8: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The integer reduce on a numpy int8 batch (N, C, H, W): returns the zero-filled int8
+    images, the number of kept sites per image (int64 (N,)) and their 1-based (h, w)
+    in raster order (int64 (N, n_max, 2), (0, 0) past the last site)."""
+    x = np.asarray(x_int8)
+    if x.dtype != np.int8:
+        raise TypeError(f"expected int8 images, got {x.dtype}")
+    red = reduce_int8(torch.from_numpy(np.ascontiguousarray(x)), reduce)
+    return red.x.numpy(), red.n_sites.numpy(), red.coords.numpy()

@@ -1,0 +1,282 @@
+"""The board backend against pynq's own classes (pynq 3.x imports on a PC without a device).
+
+``ZeroSkipIP`` is a ``DefaultIP`` bound to our VLNV and pynq's driver registry hands it
+out. The driver then runs over pynq's real ``ZeroSkipIP``/``MMIO``, ``pynq.lib.dma.DMA``
+(``_SDMAChannel``) and ``pynq.allocate``/``PynqBuffer`` on a stand-in pynq device whose
+registers are the golden model's register file and an AXI DMA (simple mode) register
+emulation, and whose memory is separate from the CPU's: data reaches the DMA only after
+``flush()`` and the CPU only after ``invalidate()``, as on the board. The overlay loader's
+file and design checks, and importing the driver without torch, are tested here too.
+"""
+
+import ctypes
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pynq = pytest.importorskip("pynq")
+
+from pynq.buffer import PynqBuffer  # noqa: E402
+from pynq.overlay import DefaultIP, _assign_drivers, _ip_drivers  # noqa: E402
+from zeroskip.driver import DmaTimeout, ZeroSkip  # noqa: E402
+from zeroskip.driver import contract as C  # noqa: E402
+from zeroskip.driver.backend import Backend  # noqa: E402
+from zeroskip.driver.golden import GoldenEngine, predict_cycles  # noqa: E402
+from zeroskip.driver.model_backend import ModelOverlay  # noqa: E402
+from zeroskip.driver.overlay import OverlayError, ZeroSkipIP, find_bitfile, find_cores  # noqa: E402
+
+IP_BASE, DMA_BASE = 0x4000_0000, 0x4040_0000
+
+
+@pytest.fixture()
+def dma_class():
+    """pynq's AXI DMA driver (pynq.lib also imports the MicroBlaze tools, which need pycparser < 3)."""
+    return pytest.importorskip("pynq.lib.dma", reason="pynq.lib does not import here").DMA
+DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"
+
+
+# --------------------------------------------------------------------------- driver binding
+
+def test_zeroskip_ip_is_a_bound_default_ip():
+    assert issubclass(ZeroSkipIP, DefaultIP)
+    assert ZeroSkipIP.bindto == [C.VLNV]
+    assert _ip_drivers[C.VLNV] is ZeroSkipIP
+    assert _ip_drivers[C.VLNV.rpartition(":")[0]] is ZeroSkipIP
+
+
+def test_pynq_assigns_our_driver_from_the_ip_dictionary(dma_class):
+    desc = {"hierarchies": {}, "ip": {
+        "zeroskip_0": {"type": C.VLNV, "fullpath": "zeroskip_0"},
+        "axi_dma_0": {"type": DMA_VLNV, "fullpath": "axi_dma_0"},
+    }}
+    _assign_drivers(desc, ignore_version=False, device=None)
+    assert desc["ip"]["zeroskip_0"]["driver"] is ZeroSkipIP
+    assert desc["ip"]["axi_dma_0"]["driver"] is dma_class
+
+
+# --------------------------------------------------------------------------- a stand-in device
+
+class FakeDevice:
+    """A pynq device (capability REGISTER_RW, as pynq's MMIO uses it) with the engine's
+    register file at IP_BASE, an AXI DMA (simple mode) at DMA_BASE and device memory
+    that CPU buffers reach through flush()/invalidate()."""
+
+    def __init__(self, overlay: ModelOverlay):
+        self.ov = overlay
+        self.mem = {}                              # physical base -> bytearray (device side)
+        self._addr = itertools.count(0x1000_0000, 0x10_0000)
+        self.flushes = self.invalidates = 0
+        self.dma = {0x00: 0, 0x30: 0}              # DMACR per channel
+        self.ch = {0x00: self._idle_channel(), 0x30: self._idle_channel()}
+
+    @staticmethod
+    def _idle_channel():
+        return {"busy": False, "idle": False, "addr": 0, "len": 0, "got": [], "done_len": 0}
+
+    def has_capability(self, cap):
+        return cap == "REGISTER_RW"
+
+    # -- memory ---------------------------------------------------------------------
+    def allocate(self, shape, dtype, **kwargs):
+        base = next(self._addr)
+        buf = PynqBuffer(shape, dtype, device=self, device_address=base, bo=base, coherent=False)
+        self.mem[base] = bytearray(buf.nbytes)
+        return buf
+
+    def flush(self, bo, offset, ptr, size):
+        self.flushes += 1
+        self.mem[bo][offset:offset + size] = ctypes.string_at(ptr, size)
+
+    def invalidate(self, bo, offset, ptr, size):
+        self.invalidates += 1
+        ctypes.memmove(ptr, bytes(self.mem[bo][offset:offset + size]), size)
+
+    def _mem_at(self, phys):
+        base = max(b for b in self.mem if b <= phys)
+        return self.mem[base], phys - base
+
+    # -- registers ------------------------------------------------------------------
+    def read_registers(self, addr, length):
+        if addr >= DMA_BASE:
+            value = self._dma_read(addr - DMA_BASE)
+        else:
+            value = self.ov.read(addr - IP_BASE)
+        return int(value).to_bytes(4, "little")
+
+    def write_registers(self, addr, data):
+        value = int.from_bytes(data, "little")
+        if addr >= DMA_BASE:
+            self._dma_write(addr - DMA_BASE, value)
+        else:
+            self.ov.write(addr - IP_BASE, value)
+
+    def _dma_read(self, off):
+        base = 0x30 if off >= 0x30 else 0x00
+        reg, ch = off - base, self.ch[base]
+        if reg == 0x00:
+            return self.dma[base]
+        if reg == 0x04:
+            if base == 0x30 and ch["busy"]:
+                self._s2mm_poll(ch)
+            halted = 0 if self.dma[base] & 1 else 1
+            return halted | (2 if ch["idle"] else 0)
+        if reg == 0x28:
+            return ch["done_len"]
+        return 0
+
+    def _dma_write(self, off, value):
+        base = 0x30 if off >= 0x30 else 0x00
+        reg, ch = off - base, self.ch[base]
+        if reg == 0x00:
+            if value & 4:                           # soft reset: both channels halted and idle
+                self.dma = {0x00: 0, 0x30: 0}
+                self.ch = {0x00: self._idle_channel(), 0x30: self._idle_channel()}
+            else:
+                self.dma[base] = value & 1
+        elif reg == 0x18:
+            ch["addr"] = value
+        elif reg == 0x28:                           # LENGTH starts the transfer
+            ch.update(busy=True, idle=False, len=value, got=[])
+            if base == 0x00:                        # MM2S: the whole buffer as one packet
+                mem, o = self._mem_at(ch["addr"])
+                self.ov.stream_in(np.frombuffer(bytes(mem[o:o + value]), "<u8"))
+                ch.update(busy=False, idle=True, done_len=value)
+
+    def _s2mm_poll(self, ch):
+        beats, last = self.ov.stream_out(ch["len"] // 8 - len(ch["got"]))
+        ch["got"] += beats
+        if last:
+            data = np.array(ch["got"], "<u8").tobytes()
+            mem, o = self._mem_at(ch["addr"])
+            mem[o:o + len(data)] = data
+            ch.update(busy=False, idle=True, done_len=len(data))
+
+
+def pynq_backend(dma_class, overlay, timeout=2.0):
+    dev = FakeDevice(overlay)
+    ip = ZeroSkipIP({"phys_addr": IP_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}})
+    dma = dma_class({
+        "phys_addr": DMA_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}, "type": DMA_VLNV,
+        "parameters": {"c_include_mm2s": "1", "c_include_s2mm": "1", "c_include_sg": "0", "c_micro_dma": "0",
+                       "c_m_axi_mm2s_data_width": "64", "c_m_axi_s2mm_data_width": "64",
+                       "c_sg_length_width": "26"}})
+    be = Backend(kind="board", ip=ip, dma=dma, allocate=lambda shape, dtype: pynq.allocate(shape, dtype, target=dev),
+                 default_timeout=timeout, description="pynq classes on a stand-in device")
+    return be, dev
+
+
+@pytest.fixture()
+def workload():
+    from zeroskip.driver.bundle import pack_inputs
+    from zeroskip.driver.program import HwConfig, encode_program
+    from zeroskip.host.compiler import compile_model, input_layout
+    from zeroskip.host.randnet import random_input, random_qmodel
+
+    rng = np.random.default_rng(11)
+    model = random_qmodel(rng, input_shape=(1, 12, 12), n_conv=2, sparsity=0.6)
+    prog = compile_model(model, HwConfig())
+    beats = encode_program(prog)
+    xp = pack_inputs(random_input(rng, model, 10), input_layout(model).to_dict())
+    g = GoldenEngine()
+    g.load(beats)
+    return prog, beats, xp, g.run_images(xp)[0]
+
+
+def test_driver_over_pynq_classes(dma_class, workload):
+    prog, beats, xp, ref = workload
+    be, dev = pynq_backend(dma_class, ModelOverlay())
+    zs = ZeroSkip(be)
+    assert isinstance(zs.backend.ip, ZeroSkipIP) and zs.hw.lanes == 8
+    assert zs.regs.status().program_valid is False
+    zs.load_program(beats)
+    res = zs.run(xp, batch_size=4)
+    np.testing.assert_array_equal(res.outputs, ref)
+    assert list(res.cycles) == [predict_cycles(prog, 4), predict_cycles(prog, 4), predict_cycles(prog, 2)]
+    assert dev.flushes >= 4 and dev.invalidates >= 4      # the data really went through flush/invalidate
+    zs.close()
+
+
+def test_timeout_over_pynq_dma_resets_and_recovers(dma_class, workload):
+    _, beats, xp, ref = workload
+    be, _ = pynq_backend(dma_class, ModelOverlay(fault_inject=True), timeout=0.3)
+    zs = ZeroSkip(be)
+    zs.load_program(beats)
+    zs.regs.set_fault(True)
+    with pytest.raises(DmaTimeout, match="receive channel did not complete within 0.3 s"):
+        zs.run(xp[:2])
+    zs.regs.set_fault(False)
+    assert zs.dma.sendchannel.running and zs.dma.recvchannel.running
+    np.testing.assert_array_equal(zs.run(xp).outputs, ref)
+
+
+# --------------------------------------------------------------------------- overlay files
+
+def test_missing_bitstream_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZEROSKIP_OVERLAY", str(tmp_path))
+    with pytest.raises(OverlayError, match="no overlay bitstream at .*zeroskip.bit.*ZEROSKIP_OVERLAY"):
+        find_bitfile()
+
+
+def test_bitstream_without_hwh_is_refused(tmp_path):
+    (tmp_path / "zeroskip.bit").write_bytes(b"\0")
+    with pytest.raises(OverlayError, match=r"zeroskip.hwh is missing next to .*zeroskip.bit"):
+        find_bitfile(tmp_path)
+    (tmp_path / "zeroskip.hwh").write_text("<xml/>")
+    assert find_bitfile(tmp_path / "zeroskip.bit") == tmp_path / "zeroskip.bit"
+
+
+def test_overlay_without_our_ip_or_dma_is_refused():
+    with pytest.raises(OverlayError, match=f"has no {C.VLNV} IP .*axi_gpio_0"):
+        find_cores({"axi_gpio_0": {"type": "xilinx.com:ip:axi_gpio:2.0"}})
+    with pytest.raises(OverlayError, match="another version: zs .*zeroskip:0.9"):
+        find_cores({"zs": {"type": C.VLNV.rpartition(":")[0] + ":0.9"}})
+    with pytest.raises(OverlayError, match="no axi_dma"):
+        find_cores({"zs": {"type": C.VLNV}})
+    assert find_cores({"h/zs": {"type": C.VLNV}, "dma": {"type": DMA_VLNV}}) == ("h/zs", "dma")
+
+
+def test_auto_picks_sim_off_the_board():
+    from zeroskip.driver.driver import board_available
+
+    assert not board_available()           # no /proc/device-tree/chosen/pynq_board here
+
+
+# --------------------------------------------------------------------------- no torch on the board
+
+def test_driver_imports_and_runs_without_torch(tmp_path):
+    script = textwrap.dedent("""
+        import sys
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is not installed on this board")
+        sys.meta_path.insert(0, NoTorch())
+        import numpy as np
+        import zeroskip.driver, zeroskip.driver.overlay, zeroskip.driver.sim_backend
+        from zeroskip.driver import ZeroSkip, open_backend
+        from zeroskip.driver.bundle import pack_inputs
+        from zeroskip.driver.golden import GoldenEngine
+        from zeroskip.driver.program import encode_program
+        from zeroskip.host.compiler import compile_model, input_layout
+        from zeroskip.host.randnet import random_input, random_qmodel
+        from zeroskip.driver.program import HwConfig
+        rng = np.random.default_rng(0)
+        m = random_qmodel(rng)
+        beats = encode_program(compile_model(m, HwConfig()))
+        xp = pack_inputs(random_input(rng, m, 3), input_layout(m).to_dict())
+        with ZeroSkip(open_backend("model")) as zs:
+            zs.load_program(beats)
+            out = zs.run(xp).outputs
+        g = GoldenEngine(); g.load(beats)
+        assert (out == g.run_images(xp)[0]).all()
+        assert "torch" not in sys.modules
+        print("ok")
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
