@@ -36,8 +36,17 @@ def _train_cfg(args):
 
     if not 0.0 <= args.sparsity < 1.0:
         raise CliError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    model = getattr(args, "model", "tiny")
+    dataset = args.dataset
+    if model == "sparsepixels" and dataset is None:
+        dataset = "detector"
+    if model == "sparsepixels" and dataset != "detector":
+        raise CliError("--model sparsepixels runs on --dataset detector (63x63 sparse detector images)")
+    if model == "tiny" and dataset == "detector":
+        raise CliError("the detector set is for --model sparsepixels")
+    args.dataset = dataset or "synthetic"
     return TrainConfig(dataset=args.dataset, sparsity=args.sparsity, seed=args.seed, epochs=args.epochs,
-                       finetune_epochs=args.finetune_epochs)
+                       finetune_epochs=args.finetune_epochs, model=model, n_max=getattr(args, "n_max", 20))
 
 
 def _trained(args):
@@ -45,7 +54,7 @@ def _trained(args):
 
     t = time.perf_counter()
     tr = get_trained(_train_cfg(args), quiet=args.quiet, use_cache=not args.no_cache)
-    _log(args, f"model: {args.dataset}, sparsity {tr.sparsity:.3f} (target {args.sparsity:.2f}), "
+    _log(args, f"model: {args.model} on {args.dataset}, sparsity {tr.sparsity:.3f} (target {args.sparsity:.2f}), "
                f"accuracy float {tr.accuracy_float:.4f}, int8 {tr.accuracy_int8:.4f}"
                f"{' (cached)' if tr.cached else ''} [{time.perf_counter() - t:.1f} s]")
     return tr
@@ -58,8 +67,9 @@ def _export(args, tr, out: Path) -> Path:
     info = {"dataset": args.dataset, "sparsity": round(float(tr.sparsity), 6), "target_sparsity": args.sparsity,
             "accuracy_float": tr.accuracy_float, "accuracy_int8": tr.accuracy_int8, "seed": args.seed,
             "layer_sparsity": tr.layer_sparsity}
+    info["model"] = args.model
     path = export_bundle(out / "bundle", tr.qmodel, _hw(args), tr.x_test_int8[:n], tr.expected[:n],
-                         labels=tr.y_test[:n], info=info)
+                         labels=tr.y_test[:n], info=info, input_mode=args.input_mode)
     _log(args, f"bundle: {path}")
     return path
 
@@ -161,7 +171,7 @@ def cmd_sweep(args) -> int:
     from . import plots
     from .compiler import compile_model, weight_bytes
     from .datasets import load_dataset
-    from .pipeline import TrainConfig, prune_quantize, train_float
+    from .pipeline import prune_quantize, train_float
 
     try:
         sparsities = [float(s) for s in args.sparsities.split(",")]
@@ -169,9 +179,10 @@ def cmd_sweep(args) -> int:
         raise CliError(f"--sparsities must be comma-separated numbers, got {args.sparsities!r}") from None
     if any(not 0 <= s < 1 for s in sparsities):
         raise CliError("every sparsity must be in [0, 1)")
+    from dataclasses import replace as _replace
+
+    base_cfg = _replace(_train_cfg(args), sparsity=0.0)
     data = load_dataset(args.dataset, seed=args.seed)
-    base_cfg = TrainConfig(dataset=args.dataset, sparsity=0.0, seed=args.seed, epochs=args.epochs,
-                           finetune_epochs=args.finetune_epochs)
     import copy
 
     model, _ = train_float(base_cfg, data, quiet=args.quiet)
@@ -180,9 +191,10 @@ def cmd_sweep(args) -> int:
     from tqdm import tqdm
 
     for s in tqdm(sparsities, desc="sweep", disable=args.quiet):
-        cfg = TrainConfig(dataset=args.dataset, sparsity=s, seed=args.seed, epochs=args.epochs,
-                          finetune_epochs=args.finetune_epochs)
+        cfg = _replace(base_cfg, sparsity=s)
         tr = prune_quantize(cfg, copy.deepcopy(model), data, quiet=True)
+        if tr.qmodel.reduce is not None:
+            raise CliError("sweep covers TinyCNN; for the sparse-pixel model use zeroskip bench")
         sp, de = compile_model(tr.qmodel, hw), compile_model(tr.qmodel, hw, dense=True)
         ts, td = image_timing(sp), image_timing(de)
         wd, wc = weight_bytes(tr.qmodel, sp)
@@ -217,8 +229,14 @@ def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, bac
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for everything the command writes (default: outputs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     if train:
-        p.add_argument("--dataset", default="synthetic", choices=("synthetic", "digits"),
-                       help="synthetic 16x16 2-class set (default) or scikit-learn's 8x8 digits")
+        p.add_argument("--dataset", default=None, choices=("synthetic", "digits", "detector"),
+                       help="synthetic 16x16 2-class set (default), scikit-learn's 8x8 digits, or 63x63 "
+                            "sparse detector images (with --model sparsepixels, its default)")
+        p.add_argument("--model", default="tiny", choices=("tiny", "sparsepixels"),
+                       help="TinyCNN (default) or the sparse-pixel CNN for detector images")
+        p.add_argument("--n-max", type=int, default=20, help="sparse-pixel input reduce: active pixels kept (20)")
+        p.add_argument("--input-mode", default="sites", choices=("sites", "reduce"),
+                       help="sparse-pixel input: pre-reduced sites from the driver, or reduced by the engine")
         p.add_argument("--sparsity", type=float, default=0.70, help="global L1 pruning target (default 0.70)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument("--epochs", type=int, default=None, help="training epochs (default: per dataset)")
@@ -260,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", default="4,8,16", help="LANES values to compare (default 4,8,16)")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys resource table")
     p.add_argument("--no-sim", action="store_true", help="skip the RTL simulation throughput figures")
+    p.add_argument("--no-sparse", action="store_true", help="skip the sparse-pixel figures")
     p.set_defaults(func=cmd_bench)
     return ap
 

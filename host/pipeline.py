@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .qmodel import QLayer, QModel
+from .qmodel import InputReduce, QLayer, QModel, QSparsePool
 
 HOST_DIR = Path(__file__).resolve().parent
 
@@ -33,10 +33,12 @@ class TrainConfig:
     epochs: int | None = None
     finetune_epochs: int | None = None
     model: str = "tiny"
+    n_max: int = 20
 
     def key(self) -> str:
         src = b"".join(p.read_bytes() for p in sorted(HOST_DIR.glob("*.py"))
-                       if p.name in ("datasets.py", "models.py", "train.py", "prune.py", "quantize.py", "qmodel.py"))
+                       if p.name in ("datasets.py", "models.py", "train.py", "prune.py", "quantize.py", "qmodel.py",
+                                   "sparse.py", "quantize_sparse.py", "detector.py", "reference_sparse.py"))
         h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode() + src).hexdigest()[:16]
         return f"{self.dataset}-{self.model}-s{self.sparsity:.3f}-seed{self.seed}-{h}"
 
@@ -60,43 +62,70 @@ def save_qmodel(path: Path, q: QModel) -> None:
     arrays = {}
     layers = []
     for i, layer in enumerate(q.layers):
+        if layer.kind == "spool":
+            layers.append({"kind": "spool", "mode": layer.mode, "name": layer.name})
+            continue
         for nm in ("weight", "bias", "mult", "shift"):
             arrays[f"l{i}_{nm}"] = getattr(layer, nm)
         layers.append({"kind": layer.kind, "padding": layer.padding, "relu": layer.relu, "pool": layer.pool,
                        "out_scale": layer.out_scale, "name": layer.name})
     np.savez(path.with_suffix(".npz"), **arrays)
+    red = {"threshold": q.reduce.threshold, "n_max": q.reduce.n_max} if q.reduce is not None else None
     path.with_suffix(".json").write_text(json.dumps({"input_shape": list(q.input_shape), "input_scale": q.input_scale,
-                                                     "name": q.name, "layers": layers, "meta": q.meta}, default=str))
+                                                     "name": q.name, "layers": layers, "meta": q.meta,
+                                                     "reduce": red}, default=str))
 
 
 def load_qmodel(path: Path) -> QModel:
     meta = json.loads(path.with_suffix(".json").read_text())
     arr = np.load(path.with_suffix(".npz"))
-    layers = tuple(QLayer(kind=lm["kind"], weight=arr[f"l{i}_weight"], bias=arr[f"l{i}_bias"],
+    layers = tuple(QSparsePool(mode=lm["mode"], name=lm["name"]) if lm["kind"] == "spool" else
+                   QLayer(kind=lm["kind"], weight=arr[f"l{i}_weight"], bias=arr[f"l{i}_bias"],
                           mult=arr[f"l{i}_mult"], shift=arr[f"l{i}_shift"], padding=lm["padding"], relu=lm["relu"],
                           pool=lm["pool"], out_scale=lm["out_scale"], name=lm["name"])
                    for i, lm in enumerate(meta["layers"]))
+    red = meta.get("reduce")
     return QModel(input_shape=tuple(meta["input_shape"]), layers=layers, input_scale=meta["input_scale"],
-                  name=meta["name"], meta=meta.get("meta", {}))
+                  name=meta["name"], meta=meta.get("meta", {}),
+                  reduce=InputReduce(**red) if red else None)
+
+
+MODELS = ("tiny", "sparsepixels")
+SPARSE_EPOCHS = 16
 
 
 def _spec_for(cfg: TrainConfig, data):
     from .models import tiny_cnn_spec
 
+    if cfg.model == "sparsepixels":
+        from .sparse import sparse_pixels_spec
+
+        return sparse_pixels_spec(data.input_shape, data.n_classes, n_max=cfg.n_max)
     if cfg.model != "tiny":
-        raise ValueError(f"unknown model {cfg.model!r}: this command builds 'tiny' (TinyCNN)")
+        raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MODELS)}")
     return tiny_cnn_spec(data.input_shape, data.n_classes)
+
+
+def _build(cfg: TrainConfig, data):
+    spec = _spec_for(cfg, data)
+    if cfg.model == "sparsepixels":
+        from .sparse import build_sparse_model
+
+        return build_sparse_model(spec, seed=cfg.seed)
+    from .models import build_model
+
+    return build_model(spec, seed=cfg.seed)
 
 
 def train_float(cfg: TrainConfig, data, *, quiet: bool = False):
     """Train the float model (no pruning). Returns (model, seconds)."""
     from . import train as T
-    from .models import build_model
 
     T.set_seed(cfg.seed)
-    model = build_model(_spec_for(cfg, data), seed=cfg.seed)
+    model = _build(cfg, data)
+    default_epochs = SPARSE_EPOCHS if cfg.model == "sparsepixels" else T.DEFAULT_EPOCHS
     t = time.perf_counter()
-    T.train(model, data.x_train, data.y_train, epochs=cfg.epochs if cfg.epochs is not None else T.DEFAULT_EPOCHS,
+    T.train(model, data.x_train, data.y_train, epochs=cfg.epochs if cfg.epochs is not None else default_epochs,
             seed=cfg.seed, quiet=quiet, desc=f"train {cfg.dataset}")
     return model, time.perf_counter() - t
 
@@ -121,7 +150,12 @@ def prune_quantize(cfg: TrainConfig, model, data, *, quiet: bool = False) -> Tra
     secs["prune_finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     acc_f = T.evaluate(model, data.x_test, data.y_test)
-    q = quantize(model, data.x_train, name=f"tinycnn-{cfg.dataset}")
+    if cfg.model == "sparsepixels":
+        from .quantize_sparse import quantize_sparse
+
+        q = quantize_sparse(model, data.x_train, name=f"sparsepixels-{cfg.dataset}")
+    else:
+        q = quantize(model, data.x_train, name=f"tinycnn-{cfg.dataset}")
     x_int8 = quantize_input(data.x_test, q.input_scale)
     expected = run_reference(q, x_int8).astype(np.int32)
     acc_q = float(np.mean(expected.argmax(axis=1) == data.y_test))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -114,14 +115,14 @@ def utilisation(res: dict) -> dict:
 
 
 def _fusesoc_cmd() -> list[str]:
-    try:
-        import fusesoc.main  # noqa: F401
+    """FuseSoC of this interpreter (not imported here: its main module installs signal
+    handlers), else the one on PATH."""
+    if importlib.util.find_spec("fusesoc") is not None:
         return [sys.executable, "-m", "fusesoc.main"]
-    except ImportError:
-        exe = shutil.which("fusesoc")
-        if exe is None:
-            raise SynthError("fusesoc is not installed: pip install 'zeroskip[dev]' (fusesoc==2.4.7)") from None
-        return [exe]
+    exe = shutil.which("fusesoc")
+    if exe is None:
+        raise SynthError("fusesoc is not installed: pip install 'zeroskip[dev]' (fusesoc==2.4.7)")
+    return [exe]
 
 
 def tool_env() -> dict:
@@ -143,16 +144,19 @@ def tool_env() -> dict:
 
 
 def fusesoc_run(target: str, work_root: Path, params: dict | None = None, *, setup_only: bool = False,
-                root: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """``fusesoc --cores-root ROOT run [--setup] --work-root WORK --target TARGET zeroskip --P=v ...``."""
+                root: Path | None = None, timeout: float | None = None,
+                env: dict | None = None) -> subprocess.CompletedProcess:
+    """``fusesoc --cores-root ROOT run [--setup] --work-root WORK --target TARGET zeroskip --P=v ...``
+    (``env`` adds environment variables)."""
     root = root or repo_root()
     cmd = _fusesoc_cmd() + ["--cores-root", str(root), "run"]
     if setup_only:
         cmd.append("--setup")
     cmd += ["--work-root", str(work_root), "--target", target, "zeroskip"]
     cmd += [f"--{k}={v}" for k, v in sorted((params or {}).items())]
-    return subprocess.run(cmd, cwd=str(work_root.parent), env=tool_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    work_root.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(cmd, cwd=str(work_root.parent), env={**tool_env(), **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def _yosys_version() -> str:
