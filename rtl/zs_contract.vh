@@ -58,7 +58,7 @@
 `define ZS_MODE_REDUCE 1
 `define ZS_MODE_SITES 2
 `define ZS_T_LAYER_SETUP 6
-`define ZS_T_FILL 10
+`define ZS_T_FILL 11
 `define ZS_T_OUT_LAT 1
 `define ZS_PRG_HEADER_BEATS 4
 `define ZS_PRG_LAYER_BEATS 8

@@ -1,0 +1,202 @@
+// sparse_dot_product.v: the P x Q lane array, the segmented adder tree and the
+// P row accumulators of the zeroskip engine.
+//
+// Every valid cycle carries one tile: LANES (= P * Q) activation/weight pairs,
+// lane p * Q + q holding entry q of pixel p. Each lane multiplies in a
+// zero_skip_mac (product only); the segmented adder tree sums each group of Q
+// consecutive products into one partial sum per pixel (Q = 2^cfg_log2q is
+// fixed for a whole layer); accumulator p loads bias + sum on a row's first
+// group and adds the sum on later groups. out_valid marks the cycle after a
+// row's last group, when out_acc holds the P finished accumulators
+// (accumulator p in bits [32p +: 32]; only p < P are meaningful).
+//
+// Latency: in_* at cycle u, out_valid/out_acc at u + 5
+//   u+1 lane input registers, u+2 products, u+3 tree levels 1-2,
+//   u+4 tree levels 3-4 and group select, u+5 accumulators.
+
+// Language: Verilog 2005
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module sparse_dot_product #
+(
+    // MAC lanes per tile (4, 8 or 16)
+    parameter LANES = 8
+)
+(
+    input  wire                  clk,
+    input  wire                  rst,
+
+    /*
+     * Layer configuration (constant while tiles are in flight)
+     */
+    input  wire [2:0]            cfg_log2q,
+
+    /*
+     * Tile in
+     */
+    input  wire                  in_valid,
+    input  wire                  in_first,
+    input  wire                  in_last,
+    input  wire [31:0]           in_bias,
+    input  wire [LANES*8-1:0]    in_a,
+    input  wire [LANES*8-1:0]    in_w,
+
+    /*
+     * Finished rows out
+     */
+    output wire                  out_valid,
+    output wire [LANES*32-1:0]   out_acc
+);
+
+localparam SW = 20;   // partial-sum width: 16-bit products, up to 16 of them
+
+initial begin
+    if (LANES != 4 && LANES != 8 && LANES != 16) begin
+        $error("sparse_dot_product: LANES must be 4, 8 or 16 (instance %m)");
+        $finish;
+    end
+end
+
+// lane array
+wire [LANES*16-1:0] prod;
+wire [LANES-1:0]    prod_valid_unused;
+wire [LANES-1:0]    acc_valid_unused;
+wire [LANES*32-1:0] acc_unused;
+
+genvar gi;
+generate
+for (gi = 0; gi < LANES; gi = gi + 1) begin : g_lane
+    zero_skip_mac #(
+        .ACC_W(32),
+        .ACC_ENABLE(0)
+    )
+    mac_inst (
+        .clk(clk),
+        .rst(rst),
+        .in_valid(in_valid),
+        .in_clear(in_first),
+        .in_last(in_last),
+        .in_a(in_a[gi*8 +: 8]),
+        .in_w(in_w[gi*8 +: 8]),
+        .prod_valid(prod_valid_unused[gi]),
+        .prod(prod[gi*16 +: 16]),
+        .acc_valid(acc_valid_unused[gi]),
+        .acc(acc_unused[gi*32 +: 32])
+    );
+end
+endgenerate
+
+// control pipeline alongside the lanes: d1 (u+1) .. d4 (u+4)
+reg        v1_reg, v2_reg, v3_reg, v4_reg;
+reg        f1_reg, f2_reg, f3_reg, f4_reg;
+reg        l1_reg, l2_reg, l3_reg, l4_reg;
+reg [31:0] b1_reg, b2_reg, b3_reg, b4_reg;
+
+always @(posedge clk) begin
+    f1_reg <= in_first;  f2_reg <= f1_reg;  f3_reg <= f2_reg;  f4_reg <= f3_reg;
+    l1_reg <= in_last;   l2_reg <= l1_reg;  l3_reg <= l2_reg;  l4_reg <= l3_reg;
+    b1_reg <= in_bias;   b2_reg <= b1_reg;  b3_reg <= b2_reg;  b4_reg <= b3_reg;
+    if (rst) begin
+        v1_reg <= 1'b0;
+        v2_reg <= 1'b0;
+        v3_reg <= 1'b0;
+        v4_reg <= 1'b0;
+    end else begin
+        v1_reg <= in_valid;
+        v2_reg <= v1_reg;
+        v3_reg <= v2_reg;
+        v4_reg <= v3_reg;
+    end
+end
+
+// segmented adder tree, first half: levels 1 and 2, then select the level
+// that matches Q (compacted: group j of the selected level in slot j; slots at
+// or above P carry whatever is cheapest, their accumulators are not used)
+reg [LANES*SW-1:0] lv0, lv1, lv2, sel_a;
+reg [LANES*SW-1:0] tree_a_reg;
+integer j;
+
+always @* begin
+    lv0 = {LANES*SW{1'b0}};
+    lv1 = {LANES*SW{1'b0}};
+    lv2 = {LANES*SW{1'b0}};
+    for (j = 0; j < LANES; j = j + 1) begin
+        lv0[j*SW +: SW] = {{(SW-16){prod[j*16+15]}}, prod[j*16 +: 16]};
+    end
+    for (j = 0; j < LANES/2; j = j + 1) begin
+        lv1[j*SW +: SW] = lv0[(2*j)*SW +: SW] + lv0[(2*j+1)*SW +: SW];
+    end
+    for (j = 0; j < LANES/4; j = j + 1) begin
+        lv2[j*SW +: SW] = lv1[(2*j)*SW +: SW] + lv1[(2*j+1)*SW +: SW];
+    end
+    sel_a = lv0;
+    for (j = 0; j < LANES/2; j = j + 1) begin
+        if (cfg_log2q == 3'd1 || (cfg_log2q != 3'd0 && j >= LANES/4)) begin
+            sel_a[j*SW +: SW] = lv1[j*SW +: SW];
+        end else if (cfg_log2q != 3'd0) begin
+            sel_a[j*SW +: SW] = lv2[j*SW +: SW];
+        end
+    end
+end
+
+always @(posedge clk) begin
+    tree_a_reg <= sel_a;
+end
+
+// second half: levels 3 and 4 (when LANES allows Q = 8, 16) and the final select
+reg [LANES*SW-1:0] lv3, lv4, sel_b;
+reg [LANES*SW-1:0] tree_b_reg;
+
+always @* begin
+    lv3 = {LANES*SW{1'b0}};
+    lv4 = {LANES*SW{1'b0}};
+    for (j = 0; j < LANES/8; j = j + 1) begin
+        lv3[j*SW +: SW] = tree_a_reg[(2*j)*SW +: SW] + tree_a_reg[(2*j+1)*SW +: SW];
+    end
+    for (j = 0; j < LANES/16; j = j + 1) begin
+        lv4[j*SW +: SW] = lv3[(2*j)*SW +: SW] + lv3[(2*j+1)*SW +: SW];
+    end
+    sel_b = tree_a_reg;
+    for (j = 0; j < LANES/8; j = j + 1) begin
+        if (cfg_log2q == 3'd3 || (cfg_log2q == 3'd4 && j >= LANES/16)) begin
+            sel_b[j*SW +: SW] = lv3[j*SW +: SW];
+        end else if (cfg_log2q == 3'd4) begin
+            sel_b[j*SW +: SW] = lv4[j*SW +: SW];
+        end
+    end
+end
+
+always @(posedge clk) begin
+    tree_b_reg <= sel_b;
+end
+
+// row accumulators
+reg [LANES*32-1:0] acc_reg;
+reg                out_valid_reg;
+
+always @(posedge clk) begin
+    if (v4_reg) begin
+        for (j = 0; j < LANES; j = j + 1) begin
+            acc_reg[j*32 +: 32] <= (f4_reg ? b4_reg : acc_reg[j*32 +: 32])
+                + {{(32-SW){tree_b_reg[j*SW+SW-1]}}, tree_b_reg[j*SW +: SW]};
+        end
+    end
+    if (rst) begin
+        out_valid_reg <= 1'b0;
+    end else begin
+        out_valid_reg <= v4_reg && l4_reg;
+    end
+end
+
+assign out_valid = out_valid_reg;
+assign out_acc   = acc_reg;
+
+// lanes run with accumulation off; their own valid/accumulator outputs are spare
+wire unused_ok = &{1'b0, prod_valid_unused, acc_valid_unused, acc_unused};
+
+endmodule
+
+`resetall

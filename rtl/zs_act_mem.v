@@ -1,0 +1,88 @@
+// zs_act_mem.v: the LANES-way banked activation memory.
+//
+// ACT_BYTES bytes; byte address a lives in bank a mod LANES at row
+// a div LANES. Each bank is a simple dual-port RAM with one registered read
+// and one write per cycle.
+//
+// Write side: one request per cycle writes up to LANES bytes at consecutive
+// addresses, byte k of wr_data to wr_addr + k (mod ACT_BYTES) when wr_en[k];
+// consecutive addresses fall in distinct banks, so a rotation by
+// wr_addr mod LANES routes them. The input writer, the layer clears and the
+// datapath's output writes all use this form.
+//
+// Read side: bank b reads row rd_row[b]; rd_data[b] follows one cycle later.
+// The crossbar from banks to lanes lives in zs_datapath.
+
+// Language: Verilog 2005
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module zs_act_mem #
+(
+    // Banks (= MAC lanes): 4, 8 or 16
+    parameter LANES     = 8,
+    // Bytes of activation memory (power of two, at most 65536)
+    parameter ACT_BYTES = 65536,
+    // derived
+    parameter LOG2L     = $clog2(LANES),
+    parameter ADDR_W    = $clog2(ACT_BYTES),
+    parameter ROW_W     = ADDR_W - LOG2L
+)
+(
+    input  wire                   clk,
+
+    /*
+     * Write request: LANES consecutive bytes
+     */
+    input  wire [LANES-1:0]       wr_en,
+    input  wire [ADDR_W-1:0]      wr_addr,
+    input  wire [LANES*8-1:0]     wr_data,
+
+    /*
+     * Per-bank reads
+     */
+    input  wire [LANES*ROW_W-1:0] rd_row,
+    output wire [LANES*8-1:0]     rd_data
+);
+
+initial begin
+    if ((1 << LOG2L) != LANES || (1 << ADDR_W) != ACT_BYTES || ACT_BYTES < 16 * LANES || ACT_BYTES > 65536) begin
+        $error("zs_act_mem: LANES and ACT_BYTES must be powers of two, 16*LANES <= ACT_BYTES <= 65536 (instance %m)");
+        $finish;
+    end
+end
+
+wire [LOG2L-1:0] a0  = wr_addr[LOG2L-1:0];
+wire [ROW_W-1:0] row = wr_addr[ADDR_W-1:LOG2L];
+
+genvar gb;
+generate
+for (gb = 0; gb < LANES; gb = gb + 1) begin : g_bank
+    localparam [LOG2L-1:0] BANK = gb;
+    // element k = (b - a0) mod LANES of the request lands in this bank
+    // (the borrow says the element wrapped into the next row)
+    wire [LOG2L:0]   diff  = {1'b0, BANK} - {1'b0, a0};
+    wire [LOG2L-1:0] k     = diff[LOG2L-1:0];
+    wire [ROW_W-1:0] b_row = row + {{(ROW_W-1){1'b0}}, diff[LOG2L]};
+
+    zs_sdp_ram #(
+        .DEPTH(ACT_BYTES / LANES),
+        .WIDTH(8)
+    )
+    bank_inst (
+        .clk(clk),
+        .wr_en(wr_en[k]),
+        .wr_addr(b_row),
+        .wr_data(wr_data[k*8 +: 8]),
+        .rd_en(1'b1),
+        .rd_addr(rd_row[gb*ROW_W +: ROW_W]),
+        .rd_data(rd_data[gb*8 +: 8])
+    );
+end
+endgenerate
+
+endmodule
+
+`resetall

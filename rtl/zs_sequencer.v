@@ -1,0 +1,455 @@
+// zs_sequencer.v: walks the loaded program, one image at a time.
+//
+// For each layer: SETUP (LAYER_SETUP cycles: fetch the descriptor, prefetch
+// the first channel records), CLEAR (ceil(clear_len / LANES) cycles, LANES
+// bytes per cycle), ISSUE (one P x Q tile per cycle, no bubbles), FILL (FILL
+// cycles, until the layer's last write). Issue order (docs/hardware.md,
+// "Iteration order of a layer"):
+//
+//   for c in channels: for tile (y, x0) in tiles: for g in groups(c): issue
+//
+// Channel records stream through a 4-entry prefetch FIFO so that a channel
+// change costs no cycle, even when every channel has a single issue.
+
+// Language: Verilog 2005
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+`include "zs_contract.vh"
+
+module zs_sequencer #
+(
+    // MAC lanes: 4, 8 or 16
+    parameter LANES       = 8,
+    // Activation memory bytes
+    parameter ACT_BYTES   = 65536,
+    // Weight-store entries
+    parameter W_SLOTS     = 16384,
+    // Channel records
+    parameter CH_CAP      = 512,
+    // Layer descriptors
+    parameter MAX_LAYERS  = 16,
+    // Cycles of the SETUP phase (at least 6)
+    parameter LAYER_SETUP = `ZS_T_LAYER_SETUP,
+    // Cycles of the FILL phase (the datapath's issue-to-write latency, 11)
+    parameter FILL        = `ZS_T_FILL,
+    // derived
+    parameter LOG2L       = $clog2(LANES),
+    parameter ADDR_W      = $clog2(ACT_BYTES),
+    parameter SLOT_W      = $clog2(W_SLOTS),
+    parameter WS_AW       = (W_SLOTS / LANES > 1) ? $clog2(W_SLOTS / LANES) : 1,
+    parameter CH_AW       = (CH_CAP > 1) ? $clog2(CH_CAP) : 1,
+    parameter LAYER_W     = (MAX_LAYERS > 1) ? $clog2(MAX_LAYERS) : 1,
+    parameter CHAN_W      = 32 + 16 + 6 + 24 + SLOT_W
+)
+(
+    input  wire                   clk,
+    input  wire                   rst,
+
+    /*
+     * Control
+     */
+    input  wire                   start,
+    input  wire [7:0]             n_layers,
+    output wire                   done,
+    output wire                   active,
+
+    /*
+     * Layer descriptor RAM (4 words per layer: descriptor beats 0-3)
+     */
+    output wire                   desc_rd_en,
+    output wire [LAYER_W+1:0]     desc_rd_addr,
+    input  wire [63:0]            desc_rd_data,
+
+    /*
+     * Channel record RAM: {first_slot, n_groups[23:0], S[5:0], M[15:0], bias[31:0]}
+     */
+    output wire                   chan_rd_en,
+    output wire [CH_AW-1:0]       chan_rd_addr,
+    input  wire [CHAN_W-1:0]      chan_rd_data,
+
+    /*
+     * Weight store read
+     */
+    output wire                   ws_rd_en,
+    output wire [WS_AW-1:0]       ws_rd_addr,
+
+    /*
+     * Layer configuration for the datapath
+     */
+    output wire [2:0]             cfg_log2q,
+    output wire [2:0]             cfg_log2p,
+    output wire                   cfg_relu,
+    output wire                   cfg_pool,
+    output wire                   cfg_out,
+    output wire                   layer_start,
+
+    /*
+     * Issue (stage 0)
+     */
+    output wire                   iss_valid,
+    output wire                   iss_first,
+    output wire                   iss_last,
+    output wire [LOG2L-1:0]       iss_sub,
+    output wire [ADDR_W-1:0]      iss_base,
+    output reg  [LANES-1:0]       iss_vmask,
+    output wire [31:0]            iss_bias,
+    output wire [15:0]            iss_m,
+    output wire [5:0]             iss_s,
+    output wire                   iss_ph,
+    output wire [ADDR_W-1:0]      iss_wr_addr,
+
+    /*
+     * Layer clear: write request of zeros
+     */
+    output reg  [LANES-1:0]       clr_en,
+    output wire [ADDR_W-1:0]      clr_addr
+);
+
+initial begin
+    if (LAYER_SETUP < 6) begin
+        $error("zs_sequencer: LAYER_SETUP must be at least 6 (instance %m)");
+        $finish;
+    end
+    if (FILL < 11) begin
+        $error("zs_sequencer: FILL must cover the datapath latency of 11 cycles (instance %m)");
+        $finish;
+    end
+end
+
+localparam [2:0]
+    PH_IDLE  = 3'd0,
+    PH_SETUP = 3'd1,
+    PH_CLEAR = 3'd2,
+    PH_ISSUE = 3'd3,
+    PH_FILL  = 3'd4;
+
+reg [2:0]         phase_reg;
+reg [7:0]         cnt_reg;           // SETUP / FILL cycle counter
+reg [LAYER_W-1:0] layer_reg;
+reg [CH_AW-1:0]   rec_base_reg;
+
+// descriptor beats 0-3 of the current layer
+reg [63:0] d0_reg, d1_reg, d2_reg, d3_reg;
+
+wire        f_relu     = d0_reg[`ZS_FLAG_RELU];
+wire        f_pool     = d0_reg[`ZS_FLAG_POOL];
+wire        f_out      = d0_reg[`ZS_FLAG_OUT];
+wire [2:0]  log2p      = d0_reg[10:8];
+wire [2:0]  log2q      = d0_reg[14:12];
+wire [15:0] c_out      = d0_reg[47:32];
+wire [15:0] h_it       = d1_reg[15:0];
+wire [15:0] n_xt       = d1_reg[31:16];
+wire [15:0] w_valid    = d1_reg[47:32];
+wire [15:0] in_base    = d2_reg[15:0];
+wire [15:0] in_rstride = d2_reg[31:16];
+wire [15:0] out_base   = d2_reg[47:32];
+wire [15:0] out_rstride= d2_reg[63:48];
+wire [15:0] out_cstride= d3_reg[15:0];
+wire [15:0] clear_base = d3_reg[31:16];
+wire [16:0] clear_len  = d3_reg[48:32];
+
+wire last_layer = ({{(8-LAYER_W){1'b0}}, layer_reg} == n_layers - 8'd1);
+
+/*
+ * Channel record prefetch FIFO
+ */
+reg [CHAN_W-1:0] fifo_mem [0:3];
+reg [1:0]        fifo_wp_reg;
+reg [1:0]        fifo_rp_reg;
+reg [2:0]        fifo_cnt_reg;
+reg              pend_reg;
+reg [CH_AW-1:0]  fptr_reg;
+
+localparam [31:0]      LANES_32  = LANES;
+localparam [16:0]      LANES_17  = LANES_32[16:0];
+localparam [31:0]      CH_LAST32 = CH_CAP - 1;
+localparam [CH_AW-1:0] CH_LAST   = CH_LAST32[CH_AW-1:0];
+
+wire setup_first = (phase_reg == PH_SETUP) && (cnt_reg == 8'd0);
+wire flush       = setup_first;
+wire push        = pend_reg && !flush;
+reg  pop;
+wire fetch_en    = (phase_reg == PH_SETUP) || (phase_reg == PH_ISSUE);
+wire [3:0] occ   = {1'b0, fifo_cnt_reg} + {3'd0, push} - {3'd0, pop};
+wire fetch       = fetch_en && (flush || occ <= 4'd3);
+wire [CH_AW-1:0] fetch_addr = flush ? rec_base_reg : fptr_reg;
+
+wire [CHAN_W-1:0] head = fifo_mem[fifo_rp_reg];
+
+always @(posedge clk) begin
+    if (push) begin
+        fifo_mem[fifo_wp_reg] <= chan_rd_data;
+    end
+    if (rst) begin
+        fifo_wp_reg <= 2'd0;
+        fifo_rp_reg <= 2'd0;
+        fifo_cnt_reg <= 3'd0;
+        pend_reg <= 1'b0;
+        fptr_reg <= {CH_AW{1'b0}};
+    end else begin
+        pend_reg <= fetch;
+        if (fetch) begin
+            fptr_reg <= (fetch_addr == CH_LAST) ? {CH_AW{1'b0}} : fetch_addr + {{(CH_AW-1){1'b0}}, 1'b1};
+        end
+        if (flush) begin
+            fifo_wp_reg <= 2'd0;
+            fifo_rp_reg <= 2'd0;
+            fifo_cnt_reg <= 3'd0;
+        end else begin
+            if (push) begin
+                fifo_wp_reg <= fifo_wp_reg + 2'd1;
+            end
+            if (pop) begin
+                fifo_rp_reg <= fifo_rp_reg + 2'd1;
+            end
+            fifo_cnt_reg <= occ[2:0];
+        end
+    end
+end
+
+assign chan_rd_en   = fetch;
+assign chan_rd_addr = fetch_addr;
+
+/*
+ * Issue state
+ */
+reg [31:0]       bias_reg;
+reg [15:0]       m_reg;
+reg [5:0]        s_reg;
+reg [23:0]       ng_reg;       // n_groups of the current channel
+reg [SLOT_W-1:0] fs_reg;   // first slot of the current channel
+
+reg [15:0]       c_reg;        // channel
+reg [23:0]       g_reg;        // groups left in the tile
+reg [SLOT_W-1:0] slot_reg;
+reg [15:0]       t_reg;        // tile within the row
+reg              ph_reg;        // pool phase: 0 even row, 1 odd row
+reg [15:0]       yo_reg;       // output row (pool: pooled row)
+reg [16:0]       x0_reg;
+reg [21:0]       remx_reg;     // w_valid - x0 (signed)
+reg [ADDR_W-1:0] row_in_reg;   // in_base + y_even * in_row_stride
+reg [ADDR_W-1:0] out_ch_reg;   // out_base + c * out_ch_stride
+reg [ADDR_W-1:0] out_row_reg;  // out_ch + yo * out_row_stride
+reg [16:0]       clr_rem_reg;
+reg [ADDR_W-1:0] clr_addr_reg;
+
+wire [15:0] yo_n     = f_pool ? {1'b0, h_it[15:1]} : h_it;
+wire [ADDR_W-1:0] row_step = f_pool ? {in_rstride[ADDR_W-2:0], 1'b0} : in_rstride[ADDR_W-1:0];
+wire [SLOT_W-1:0] q_step   = {{(SLOT_W-1){1'b0}}, 1'b1} << log2q;
+wire [16:0] p_step   = 17'd1 << log2p;
+
+// last values of the loop counters, registered at the end of SETUP
+reg [15:0] t_end_reg;
+reg [15:0] yo_end_reg;
+reg [15:0] c_end_reg;
+reg        first_reg;          // first group of the tile
+
+wire g_last    = (g_reg == 24'd1);   // g_reg counts the groups left
+wire t_last    = (t_reg == t_end_reg);
+wire yo_last   = (yo_reg == yo_end_reg);
+wire tile_last = yo_last && t_last && (!f_pool || ph_reg);
+wire c_last    = (c_reg == c_end_reg);
+
+wire [31:0]       h_bias = head[31:0];
+wire [15:0]       h_m    = head[47:32];
+wire [5:0]        h_s    = head[53:48];
+wire [23:0]       h_ng   = head[77:54];
+wire [SLOT_W-1:0] h_fs   = head[78 +: SLOT_W];
+
+wire setup_last = (phase_reg == PH_SETUP) && (cnt_reg == LAYER_SETUP - 1);
+wire issue_end  = (phase_reg == PH_ISSUE) && g_last && tile_last && c_last;
+wire fill_last  = (phase_reg == PH_FILL) && (cnt_reg == FILL - 1);
+
+always @* begin
+    pop = setup_last || ((phase_reg == PH_ISSUE) && g_last && tile_last && !c_last);
+end
+
+always @(posedge clk) begin
+    // descriptor fetch: address s in cycle s, data in cycle s + 1
+    if (phase_reg == PH_SETUP) begin
+        case (cnt_reg)
+            8'd1: d0_reg <= desc_rd_data;
+            8'd2: d1_reg <= desc_rd_data;
+            8'd3: d2_reg <= desc_rd_data;
+            8'd4: d3_reg <= desc_rd_data;
+            default: ;
+        endcase
+    end
+
+    if (setup_last) begin
+        t_end_reg <= n_xt - 16'd1;
+        yo_end_reg <= yo_n - 16'd1;
+        c_end_reg <= c_out - 16'd1;
+    end
+
+    // start of a channel: first issue state
+    if (setup_last || pop) begin
+        bias_reg <= h_bias;
+        m_reg <= h_m;
+        s_reg <= h_s;
+        ng_reg <= h_ng;
+        fs_reg <= h_fs;
+        g_reg <= h_ng;
+        first_reg <= 1'b1;
+        slot_reg <= h_fs;
+        t_reg <= 16'd0;
+        ph_reg <= 1'b0;
+        yo_reg <= 16'd0;
+        x0_reg <= 17'd0;
+        remx_reg <= {6'd0, w_valid};
+        row_in_reg <= in_base[ADDR_W-1:0];
+        if (setup_last) begin
+            c_reg <= 16'd0;
+            out_ch_reg <= out_base[ADDR_W-1:0];
+            out_row_reg <= out_base[ADDR_W-1:0];
+        end else begin
+            c_reg <= c_reg + 16'd1;
+            out_ch_reg <= out_ch_reg + out_cstride[ADDR_W-1:0];
+            out_row_reg <= out_ch_reg + out_cstride[ADDR_W-1:0];
+        end
+    end else if (phase_reg == PH_ISSUE) begin
+        if (!g_last) begin
+            g_reg <= g_reg - 24'd1;
+            first_reg <= 1'b0;
+            slot_reg <= slot_reg + q_step;
+        end else begin
+            g_reg <= ng_reg;
+            first_reg <= 1'b1;
+            slot_reg <= fs_reg;
+            if (f_pool && !ph_reg) begin
+                ph_reg <= 1'b1;
+            end else begin
+                ph_reg <= 1'b0;
+                if (t_last) begin
+                    t_reg <= 16'd0;
+                    x0_reg <= 17'd0;
+                    remx_reg <= {6'd0, w_valid};
+                    yo_reg <= yo_reg + 16'd1;
+                    row_in_reg <= row_in_reg + row_step;
+                    out_row_reg <= out_row_reg + out_rstride[ADDR_W-1:0];
+                end else begin
+                    t_reg <= t_reg + 16'd1;
+                    x0_reg <= x0_reg + p_step;
+                    remx_reg <= remx_reg - {5'd0, p_step};
+                end
+            end
+        end
+    end
+
+    if (setup_last) begin
+        clr_rem_reg <= clear_len;
+        clr_addr_reg <= clear_base[ADDR_W-1:0];
+    end else if (phase_reg == PH_CLEAR) begin
+        clr_rem_reg <= clr_rem_reg - LANES_17;
+        clr_addr_reg <= clr_addr_reg + LANES_17[ADDR_W-1:0];
+    end
+
+    if (rst) begin
+        phase_reg <= PH_IDLE;
+        cnt_reg <= 8'd0;
+        layer_reg <= {LAYER_W{1'b0}};
+        rec_base_reg <= {CH_AW{1'b0}};
+    end else begin
+        case (phase_reg)
+            PH_IDLE: begin
+                cnt_reg <= 8'd0;
+                if (start) begin
+                    phase_reg <= PH_SETUP;
+                    layer_reg <= {LAYER_W{1'b0}};
+                    rec_base_reg <= {CH_AW{1'b0}};
+                end
+            end
+            PH_SETUP: begin
+                cnt_reg <= cnt_reg + 8'd1;
+                if (setup_last) begin
+                    cnt_reg <= 8'd0;
+                    phase_reg <= (clear_len != 17'd0) ? PH_CLEAR : PH_ISSUE;
+                end
+            end
+            PH_CLEAR: begin
+                if (clr_rem_reg <= LANES_17) begin
+                    phase_reg <= PH_ISSUE;
+                end
+            end
+            PH_ISSUE: begin
+                if (issue_end) begin
+                    phase_reg <= PH_FILL;
+                    cnt_reg <= 8'd0;
+                end
+            end
+            PH_FILL: begin
+                cnt_reg <= cnt_reg + 8'd1;
+                if (fill_last) begin
+                    cnt_reg <= 8'd0;
+                    if (last_layer) begin
+                        phase_reg <= PH_IDLE;
+                    end else begin
+                        phase_reg <= PH_SETUP;
+                        layer_reg <= layer_reg + {{(LAYER_W-1){1'b0}}, 1'b1};
+                        rec_base_reg <= rec_base_reg + c_out[CH_AW-1:0];
+                    end
+                end
+            end
+            default: begin
+                phase_reg <= PH_IDLE;
+            end
+        endcase
+    end
+end
+
+assign done   = fill_last && last_layer;
+assign active = (phase_reg != PH_IDLE);
+
+assign desc_rd_en   = (phase_reg == PH_SETUP);
+assign desc_rd_addr = {layer_reg, cnt_reg[1:0]};
+
+assign ws_rd_en   = (phase_reg == PH_ISSUE);
+assign ws_rd_addr = slot_reg[SLOT_W-1:LOG2L];
+
+assign cfg_log2q   = log2q;
+assign cfg_log2p   = log2p;
+assign cfg_relu    = f_relu;
+assign cfg_pool    = f_pool;
+assign cfg_out     = f_out;
+assign layer_start = setup_first;
+
+assign iss_valid   = (phase_reg == PH_ISSUE);
+assign iss_first   = first_reg;
+assign iss_last    = g_last;
+assign iss_sub     = slot_reg[LOG2L-1:0];
+assign iss_base    = row_in_reg + (ph_reg ? in_rstride[ADDR_W-1:0] : {ADDR_W{1'b0}}) + x0_reg[ADDR_W-1:0];
+assign iss_bias    = bias_reg;
+assign iss_m       = m_reg;
+assign iss_s       = s_reg;
+assign iss_ph      = ph_reg;
+assign iss_wr_addr = out_row_reg + (f_pool ? x0_reg[ADDR_W:1] : x0_reg[ADDR_W-1:0]);
+
+integer k;
+
+// pixel p is valid when p < w_valid - x0; clear byte k when k < the bytes left
+wire remx_full = !remx_reg[21] && (remx_reg[20:LOG2L] != {(21-LOG2L){1'b0}});
+wire clr_full  = (clr_rem_reg[16:LOG2L] != {(17-LOG2L){1'b0}});
+
+always @* begin
+    iss_vmask = {LANES{1'b0}};
+    clr_en = {LANES{1'b0}};
+    for (k = 0; k < LANES; k = k + 1) begin
+        iss_vmask[k] = remx_full || (!remx_reg[21] && remx_reg[LOG2L-1:0] > k[LOG2L-1:0]);
+        clr_en[k] = (phase_reg == PH_CLEAR) && (clr_full || clr_rem_reg[LOG2L-1:0] > k[LOG2L-1:0]);
+    end
+end
+
+assign clr_addr = clr_addr_reg;
+
+// fields of the descriptor words the sequencer does not need (tb, in_ch_stride,
+// reserved bits) and address bits above ADDR_W
+wire unused_ok = &{1'b0, d0_reg[63:48], d0_reg[31:15], d0_reg[11], d0_reg[7:3],
+                   d1_reg[63:48], d3_reg[63:49], in_rstride, out_rstride, out_cstride,
+                   in_base, out_base, clear_base, cfg_out};
+
+endmodule
+
+`resetall

@@ -1,0 +1,397 @@
+"""cocotb bench of ``zeroskip_top`` against the golden model.
+
+Every command goes to the RTL and to :class:`~zeroskip.driver.golden.GoldenEngine`; the
+response beats must be identical, ``CYCLES - STALL`` must equal the golden cycle count,
+``COMPUTE`` and ``MACS`` the golden counters, under random idle cycles on the input stream
+and random backpressure on the output stream. Programs come from the host compiler
+(TinyCNN-like and random networks, sparse and dense), malformed programs are derived from
+valid ones. Run through ``tests/test_rtl_top.py`` (``zeroskip.tb.simbuild``).
+
+``ZEROSKIP_TOP_NETS`` sets how many random networks ``test_random_networks`` compiles.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from zeroskip.driver import contract as C
+from zeroskip.driver.golden import GoldenEngine, pack_image_beats, parse_response
+from zeroskip.driver.program import (
+    F_OUT,
+    ChannelRec,
+    LayerDesc,
+    LayerProgram,
+    Program,
+    encode_program,
+)
+from zeroskip.host import randnet
+from zeroskip.host.compiler import CompileError, compile_model, input_layout
+from zeroskip.host.qmodel import QLayer, QModel
+from zeroskip.tb.zstb import CTRL, E, TB
+
+SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "1234"))
+
+
+# ----------------------------------------------------------------------------- models
+
+def tiny_cnn_like(rng: np.random.Generator, sparsity: float = 0.7) -> QModel:
+    """TinyCNN's shape (conv3x3 8 + pool, conv3x3 16 + pool, FC 2) with random weights."""
+    layers = []
+    c = 1
+    for i, c_out in enumerate((8, 16)):
+        w = randnet._weights(rng, (c_out, c, 3, 3), sparsity, False, False)
+        bias, mult, shift = randnet._requant(rng, w, False)
+        layers.append(QLayer("conv", w, bias, mult, shift, padding=1, relu=True, pool=True, name=f"conv{i}"))
+        c = c_out
+    w = randnet._weights(rng, (2, 16 * 4 * 4), sparsity, False, False)
+    bias, _, _ = randnet._requant(rng, w, False)
+    layers.append(QLayer("fc", w, bias, np.ones(2, np.int64), np.ones(2, np.int64), name="fc"))
+    return QModel(input_shape=(1, 16, 16), layers=tuple(layers), name="tiny_like")
+
+
+def images(rng: np.random.Generator, model: QModel, n: int) -> np.ndarray:
+    """Packed image beats for ``n`` random inputs."""
+    x = randnet.random_input(rng, model, n)
+    lay = input_layout(model)
+    xp = np.pad(x, ((0, 0), (0, 0), (lay.pad, lay.pad), (lay.pad, lay.pad)))
+    packed = xp.reshape(n, -1).view(np.uint8)
+    return pack_image_beats(packed, lay.in_bytes)
+
+
+def conflict_program(hw) -> Program:
+    """A one-layer FC program whose first group puts two non-zero weights in one bank."""
+    L = hw.lanes
+    lq = L.bit_length() - 1
+    n_in = 4 * L
+    desc = LayerDesc(flags=F_OUT, p_log2=0, q_log2=lq, tb=0, c_out=2, h_it=1, n_xt=1, w_valid=1,
+                     in_ch_stride=1, in_base=0, in_row_stride=0, out_base=0, out_row_stride=0,
+                     out_ch_stride=0)
+    # row 0: k = 0 and k = L (same bank, other address), then a group end; row 1: k = 1
+    codes0 = [0] + ([14, L - 14] if L > 14 else [L]) + [15]
+    wts0 = [3] + ([0, 5] if L > 14 else [5]) + [0]
+    codes = np.array(codes0 + [1, 15], np.uint8)
+    wts = np.array(wts0 + [7, 0], np.int8)
+    chans = (ChannelRec(bias=10, mult=1, shift=1, n_groups=1), ChannelRec(bias=-3, mult=1, shift=1, n_groups=1))
+    lp = LayerProgram(desc=desc, channels=chans, codes=codes, weights=wts)
+    return Program(lanes=L, in_base=0, in_bytes=n_in, n_out=2, layers=(lp,), act_log2=(n_in - 1).bit_length())
+
+
+def compile_or_none(model, hw, dense):
+    try:
+        return compile_model(model, hw, dense=dense)
+    except CompileError:
+        return None
+
+
+# ----------------------------------------------------------------------------- checker
+
+class Checker:
+    """Drives the RTL and the golden model with the same commands and compares."""
+
+    def __init__(self, tb: TB):
+        self.tb = tb
+        self.g = GoldenEngine(tb.hw)
+        self.log = tb.log
+
+    async def load(self, beats, *, what: str = "program") -> np.ndarray:
+        beats = np.asarray(beats, np.uint64)
+        got = await self.tb.load(beats)
+        want = self.g.load(beats)
+        assert got.size == 1, f"{what}: LOAD answered {got.size} beats"
+        gm, gc, gi = parse_response(got[0])
+        wm, wc, wi = parse_response(want[0])
+        assert (gm, gc, gi) == (wm, wc, wi), (
+            f"{what}: LOAD response RTL (0x{gm:08X}, {C.ERRORS.get(gc)}, {gi}) golden "
+            f"(0x{wm:08X}, {C.ERRORS.get(wc)}, {wi})")
+        st = await self.tb.status()
+        assert not st["busy"] and st["done"], f"{what}: engine not idle/done after LOAD: {st}"
+        assert st["error"] == (wc != 0) and st["code"] == wc, f"{what}: STATUS {st}, expected code {wc}"
+        assert st["valid"] == (wc == 0), f"{what}: program-valid {st['valid']} after code {wc}"
+        if wc:
+            assert await self.tb.read("ERR_INFO") == wi, f"{what}: ERR_INFO"
+        return got
+
+    async def run(self, beats, batch: int, *, what: str = "run", check_cycles: bool = True) -> np.ndarray:
+        beats = np.asarray(beats, np.uint64)
+        got = await self.tb.run(beats, batch)
+        want = self.g.run(beats, batch)
+        assert got.size == want.size and np.array_equal(got, want), (
+            f"{what}: RTL answered {got.size} beats, golden {want.size}; first difference at "
+            f"{next((i for i in range(min(got.size, want.size)) if got[i] != want[i]), min(got.size, want.size))}"
+            f"\n rtl    {[hex(int(x)) for x in got[:8]]}\n golden {[hex(int(x)) for x in want[:8]]}")
+        st = await self.tb.status()
+        assert not st["busy"] and st["done"], f"{what}: engine not idle after RUN: {st}"
+        code = self.g.status_error
+        assert st["error"] == (code != 0) and st["code"] == code, f"{what}: STATUS {st}, golden code {code}"
+        if code == 0 and check_cycles:
+            cnt = await self.tb.counters()
+            gc = self.g.counters
+            assert cnt["CYCLES"] - cnt["STALL"] == gc["CYCLES"], (
+                f"{what}: CYCLES-STALL {cnt['CYCLES']}-{cnt['STALL']}={cnt['CYCLES'] - cnt['STALL']}, "
+                f"golden {gc['CYCLES']}")
+            assert cnt["COMPUTE"] == gc["COMPUTE"], f"{what}: COMPUTE {cnt['COMPUTE']} golden {gc['COMPUTE']}"
+            assert cnt["MACS"] == gc["MACS"], f"{what}: MACS {cnt['MACS']} golden {gc['MACS']}"
+        elif code:
+            _, _, info = parse_response(want[-1])
+            assert await self.tb.read("ERR_INFO") == info, f"{what}: ERR_INFO"
+        return got
+
+    async def program_and_run(self, prog: Program, rng: np.random.Generator, model: QModel | None,
+                              batch: int, what: str):
+        await self.load(encode_program(prog), what=what)
+        if model is not None:
+            img = images(rng, model, batch)
+        else:
+            x = rng.integers(0, 256, size=(batch, prog.in_bytes), dtype=np.uint8)
+            img = pack_image_beats(x, prog.in_bytes)
+        await self.run(img, batch, what=what)
+
+
+async def setup(dut, *, flow: bool = True) -> tuple[TB, Checker, random.Random, np.random.Generator]:
+    tb = TB(dut)
+    await tb.reset()
+    r = random.Random(SEED)
+    if flow:
+        tb.random_flow(r)
+    return tb, Checker(tb), r, np.random.default_rng(SEED)
+
+
+# ----------------------------------------------------------------------------- tests
+
+@cocotb.test()
+async def test_registers(dut):
+    """ID, VERSION, CONFIG, BATCH, IRQ_EN/IRQ_STATUS, FAULT and the interrupt line."""
+    tb, ck, _, rng = await setup(dut, flow=False)
+    hw = tb.hw
+    assert await tb.read("ID") == C.ID_MAGIC
+    assert await tb.read("VERSION") == C.FORMAT_VERSION | (C.RTL_VERSION << 16)
+    fault = tb.params.get("FAULT_INJECT", 0)
+    assert await tb.read("CONFIG0") == hw.lanes | (hw.act_log2 << 8) | (int(bool(fault)) << 17)
+    assert await tb.read("CONFIG1") == hw.w_slots
+    assert await tb.read("CONFIG2") == hw.ch_cap | (hw.out_cap << 16)
+    await tb.write("BATCH", 0x12345)
+    assert await tb.read("BATCH") == 0x2345
+    await tb.write("BATCH", 1)
+    await tb.write("FAULT", 1)
+    assert await tb.read("FAULT") == (1 if fault else 0)
+    await tb.write("FAULT", 0)
+    st = await tb.status()
+    assert st == {"busy": 0, "done": 0, "error": 0, "valid": 0, "code": 0, "state": 0}, st
+    # interrupt: a command finishing raises IRQ_STATUS.done; IRQ_EN gates the line
+    assert int(dut.interrupt.value) == 0
+    await tb.write("IRQ_EN", 3)
+    assert await tb.read("IRQ_EN") == 3
+    prog = compile_model(randnet.random_qmodel(rng, n_conv=1, n_hidden_fc=0), hw)
+    await ck.load(encode_program(prog))
+    assert await tb.read("IRQ_STATUS") == 1
+    assert int(dut.interrupt.value) == 1
+    await tb.write("IRQ_STATUS", 1)
+    assert await tb.read("IRQ_STATUS") == 0
+    assert int(dut.interrupt.value) == 0
+    await ck.load(np.array([0], np.uint64), what="bad magic")
+    assert await tb.read("IRQ_STATUS") == 3
+    await tb.write("IRQ_EN", 0)
+    assert int(dut.interrupt.value) == 0
+    await tb.write("IRQ_STATUS", 3)
+
+
+@cocotb.test()
+async def test_tinycnn(dut):
+    """TinyCNN-shaped network, sparse and dense programs, batches, random stream flow."""
+    tb, ck, _, rng = await setup(dut)
+    model = tiny_cnn_like(rng)
+    for dense in (False, True):
+        prog = compile_model(model, tb.hw, dense=dense)
+        await ck.program_and_run(prog, rng, model, 3, f"tiny dense={dense}")
+    # steady flow: the counters must not depend on the DMA
+    tb.steady_flow()
+    await ck.run(images(rng, model, 2), 2, what="tiny steady")
+
+
+@cocotb.test()
+async def test_random_networks(dut):
+    """Random networks from the host compiler (sparse and dense), random flow and batches."""
+    tb, ck, r, rng = await setup(dut)
+    n = int(os.environ.get("ZEROSKIP_TOP_NETS", "6"))
+    done = 0
+    tries = 0
+    while done < n and tries < 10 * n:
+        tries += 1
+        model = randnet.random_qmodel(rng, zero_channel=r.random() < 0.3, dense_channel=r.random() < 0.3,
+                                      saturate=r.random() < 0.2)
+        dense = r.random() < 0.3
+        prog = compile_or_none(model, tb.hw, dense)
+        if prog is None:
+            continue
+        tb.random_flow(r, p_idle=r.choice([0.0, 0.2, 0.5]), p_bp=r.choice([0.0, 0.2, 0.5]))
+        await ck.program_and_run(prog, rng, model, r.randint(1, 3), f"net {done} dense={dense}")
+        done += 1
+    assert done == n, f"only {done} of {n} random networks compiled"
+
+
+def _set_field(beats: np.ndarray, i: int, lo: int, bits: int, value: int) -> np.ndarray:
+    b = beats.copy()
+    mask = ((1 << bits) - 1) << lo
+    b[i] = np.uint64((int(b[i]) & ~mask) | ((int(value) << lo) & mask))
+    return b
+
+
+@cocotb.test()
+async def test_malformed_programs(dut):
+    """Each malformed program is refused with the golden model's code and beat index, the
+    engine returns to idle, and the next valid program runs bit-exact."""
+    tb, ck, r, rng = await setup(dut)
+    hw = tb.hw
+    model = tiny_cnn_like(rng)
+    prog = compile_model(model, hw)
+    good = encode_program(prog)
+    n = good.size
+    d0 = 4  # first descriptor beat
+    c0 = d0 + 8  # first channel record
+    cases = [
+        ("bad magic", _set_field(good, 0, 0, 32, 0x12345678)),
+        ("bad version", _set_field(good, 0, 32, 16, 7)),
+        ("lanes", _set_field(good, 0, 48, 8, 32)),
+        ("n_layers 0", _set_field(good, 0, 56, 8, 0)),
+        ("n_layers > MAX", _set_field(good, 0, 56, 8, hw.max_layers + 1)),
+        ("slots > W_SLOTS", _set_field(good, 3, 0, 32, hw.w_slots + 1)),
+        ("n_out > OUT_CAP", _set_field(good, 2, 32, 16, hw.out_cap + 1)),
+        ("in_bytes 0", _set_field(good, 2, 0, 32, 0)),
+        ("truncated in header", good[:2]),
+        ("truncated in descriptor", good[:d0 + 3]),
+        ("truncated in records", good[:c0 + 1]),
+        ("truncated in blocks", good[: n - 4]),
+        ("truncated last beat", good[: n - 1]),
+        ("too long", np.concatenate([good, good[:5]])),
+        ("total beats off", _set_field(good, 1, 0, 32, n + 3)),
+        ("log2P+log2Q", _set_field(good, d0, 12, 4, 5)),
+        ("C_out 0", _set_field(good, d0, 32, 16, 0)),
+        ("pool odd h_it", _set_field(good, d0 + 1, 0, 16, 3)),
+        ("n_groups 0", _set_field(good, c0 + 1, 0, 24, 0)),
+        ("shift 0", _set_field(good, c0, 48, 6, 0)),
+        ("shift 48", _set_field(good, c0, 48, 6, 48)),
+        ("clear_len", _set_field(good, d0 + 3, 32, 32, hw.act_bytes + 1)),
+        ("sparse input mode", _set_field(good, 1, 48, 8, 1)),
+        ("input mode 3", _set_field(good, 1, 48, 8, 3)),
+        ("n_groups huge", _set_field(good, c0 + 1, 0, 24, 0xFFFFFF)),
+        ("single beat", good[:1]),
+        ("garbage", np.array([0xDEADBEEF, 1, 2], np.uint64)),
+    ]
+    if hw.act_bytes < 65536:
+        cases.append(("in_base >= ACT_BYTES", _set_field(good, 1, 32, 16, hw.act_bytes)))
+        cases.append(("out_base >= ACT_BYTES", _set_field(good, d0 + 2, 32, 16, hw.act_bytes)))
+    for what, beats in cases:
+        resp = await ck.load(beats, what=what)
+        magic, code, _ = parse_response(resp[0])
+        assert magic == C.ACK_MAGIC and code != 0, f"{what}: accepted"
+        # the engine is idle and takes the next command
+        if r.random() < 0.3:
+            await ck.program_and_run(prog, rng, model, 1, f"after {what}")
+    await ck.program_and_run(prog, rng, model, 2, "after all malformed")
+
+
+@cocotb.test()
+async def test_run_errors(dut):
+    """NO_PROGRAM, UNEXPECTED, INPUT_SHORT, INPUT_LONG, BATCH=0, BANK_CONFLICT; each
+    followed by a correct run."""
+    tb, ck, r, rng = await setup(dut)
+    hw = tb.hw
+    model = tiny_cnn_like(rng, 0.8)
+    prog = compile_model(model, hw)
+    # no program yet
+    await ck.run(images(rng, model, 1), 1, what="no program")
+    await ck.load(encode_program(prog))
+    nb = -(-prog.in_bytes // 8)
+    # data while idle
+    await tb.send(images(rng, model, 1)[:3])
+    got = await tb.recv()
+    assert got.size == 1 and parse_response(got[0]) == (C.ERR_MAGIC, E["UNEXPECTED"], 0), got
+    st = await tb.status()
+    assert st["error"] and st["code"] == E["UNEXPECTED"] and st["valid"], st
+    await ck.run(images(rng, model, 1), 1, what="after unexpected")
+    # TLAST too early: inside image 1 of 3, and at the end of image 0 of 2
+    img = images(rng, model, 3)
+    await ck.run(img[: nb + 5], 3, what="input short")
+    await ck.run(img[: nb], 2, what="input short at image end")
+    # no TLAST after the batch
+    await ck.run(img, 2, what="input long")
+    await ck.run(img[:nb], 0, what="batch 0")
+    await ck.run(img[:2 * nb], 2, what="after input errors")
+    # bank conflict
+    bad = conflict_program(hw)
+    await ck.load(encode_program(bad), what="conflict program")
+    x = rng.integers(0, 256, size=(2, bad.in_bytes), dtype=np.uint8)
+    await ck.run(pack_image_beats(x, bad.in_bytes), 2, what="bank conflict")
+    await ck.program_and_run(prog, rng, model, 2, "after conflict")
+
+
+async def _wait_state(tb: TB, state: int, limit: int = 100000) -> None:
+    for _ in range(limit):
+        await RisingEdge(tb.dut.aclk)
+        s = int(tb.dut.engine_inst.state_reg.value)
+        if s == state:
+            return
+    raise AssertionError(f"state {state} not reached")
+
+
+@cocotb.test()
+async def test_soft_reset(dut):
+    """SOFT_RESET mid-run keeps the program; mid-load it invalidates it; both recover."""
+    tb, ck, r, rng = await setup(dut, flow=False)
+    model = tiny_cnn_like(rng)
+    prog = compile_model(model, tb.hw)
+    await ck.load(encode_program(prog))
+    # mid-run: wait for the layers of the first image, then reset
+    await tb.write("BATCH", 1)
+    await tb.write("CTRL", CTRL["RUN"])
+    await tb.send(images(rng, model, 1))
+    await _wait_state(tb, 4)
+    await ClockCycles(dut.aclk, 50)
+    await tb.write("CTRL", CTRL["SOFT_RESET"])
+    st = await tb.status()
+    assert not st["busy"] and st["valid"] and not st["done"], st
+    assert tb.sink.empty()
+    tb.random_flow(r)
+    await ck.run(images(rng, model, 2), 2, what="after soft reset in run")
+    # mid-load: during the memory clear that ends a load
+    tb.steady_flow()
+    await tb.write("CTRL", CTRL["LOAD"])
+    await tb.send(encode_program(prog))
+    await _wait_state(tb, 2)
+    await tb.write("CTRL", CTRL["SOFT_RESET"])
+    st = await tb.status()
+    assert not st["busy"] and not st["valid"], st
+    ck.g.program = None
+    await ck.run(images(rng, model, 1), 1, what="no program after reset in load")
+    tb.random_flow(r)
+    await ck.program_and_run(prog, rng, model, 1, "after soft reset in load")
+
+
+@cocotb.test()
+async def test_fault_inject(dut):
+    """FAULT[0] suppresses TLAST on result streams (FAULT_INJECT=1 builds only)."""
+    tb, ck, r, rng = await setup(dut, flow=False)
+    if not tb.params.get("FAULT_INJECT", 0):
+        return
+    model = tiny_cnn_like(rng)
+    prog = compile_model(model, tb.hw)
+    await ck.load(encode_program(prog))
+    img = images(rng, model, 1)
+    want = ck.g.run(img, 1)
+    await tb.write("FAULT", 1)
+    await tb.write("BATCH", 1)
+    await tb.write("CTRL", CTRL["RUN"])
+    await tb.send(img)
+    await tb.wait_idle()
+    assert tb.sink.empty(), "a frame ended although TLAST was suppressed"
+    await tb.write("FAULT", 0)
+    # a stray packet closes the open frame with an error beat
+    await tb.send(img[:1])
+    got = await tb.recv()
+    assert np.array_equal(got[:-1], want), "results under fault injection"
+    assert parse_response(got[-1])[:2] == (C.ERR_MAGIC, E["UNEXPECTED"])

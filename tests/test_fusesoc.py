@@ -1,0 +1,473 @@
+"""zeroskip.core's FuseSoC targets, run for real in temporary work roots.
+
+lint   Verilator --lint-only -Wall must be clean.
+synth  Yosys synth_xilinx for LANES=8 (4 and 16 with --fuzz): the statistics parse and
+       show DSP48E1 and block RAM; the resource table and its cache work.
+pynq_z2  ``fusesoc run --setup`` writes a complete Vivado project without Vivado. Its
+       scripts (project script with the block design, IP packaging) are then executed in
+       tclsh against a stand-in for the Vivado commands that records every call, and the
+       recorded design is checked: part, PS7 at 100 MHz with GP0/HP0, AXI DMA in simple
+       mode with 64-bit widths and a wide length register, our IP under the contract's
+       VLNV, interrupts, address map, wrapper; and the .bit/.hwh copy step.
+
+Nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from zeroskip.driver import contract as C
+from zeroskip.host import resources as R
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import gen_core  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("fusesoc")
+
+TCLSH = shutil.which("tclsh")
+
+
+def _have_fusesoc() -> bool:
+    try:
+        R._fusesoc_cmd()
+        return True
+    except R.SynthError:
+        return False
+
+
+needs_fusesoc = pytest.mark.skipif(not _have_fusesoc(), reason="fusesoc not installed")
+
+
+def _run(target: str, work: Path, params: dict | None = None, setup_only: bool = False, env: dict | None = None):
+    proc = R.fusesoc_run(target, work, params, setup_only=setup_only, root=ROOT, timeout=3600, env=env)
+    assert proc.returncode == 0, f"fusesoc {target} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def _name() -> str:
+    """FuseSoC's sanitised core name: the prefix of the generated files."""
+    return C.VLNV.replace(":", "_")
+
+
+# --------------------------------------------------------------------------- the core
+
+def test_core_in_sync_with_files_txt_and_contract():
+    assert (ROOT / "zeroskip.core").read_text() == gen_core.expected_core(), (
+        "zeroskip.core is stale: run python scripts/gen_core.py")
+
+
+def test_core_name_is_the_contract_vlnv():
+    m = re.search(r"^name: (\S+)$", (ROOT / "zeroskip.core").read_text(), re.M)
+    assert m and m.group(1) == C.VLNV
+    assert gen_core.vlnv() == C.VLNV
+
+
+def test_core_lists_every_rtl_file_in_compile_order():
+    files = gen_core.rtl_files()
+    listed = [ln.split("#")[0].strip() for ln in (ROOT / "rtl" / "files.txt").read_text().splitlines()]
+    listed = [p if "/" in p else f"rtl/{p}" for p in listed if p]
+    assert [f for f in files if not f.endswith(".vh")] == [p for p in listed if not p.endswith(".vh")]
+    assert "rtl/zs_contract.vh" in files
+    assert any(f.endswith("zeroskip_top.v") for f in files)
+
+
+# --------------------------------------------------------------------------- lint
+
+@needs_fusesoc
+def test_lint_is_clean(tmp_path):
+    proc = _run("lint", tmp_path / "lint")
+    out = proc.stdout + proc.stderr
+    assert "%Warning" not in out and "%Error" not in out, out[-4000:]
+
+
+# --------------------------------------------------------------------------- sim
+
+@needs_fusesoc
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+def test_sim_target_runs_the_cocotb_bench(tmp_path):
+    """The sim target compiles with the given parameters and runs the cocotb bench (one
+    quick test here; the full bench runs in tests/test_rtl_top.py)."""
+    work = tmp_path / "sim"
+    proc = _run("sim", work, {"LANES": 4}, env={"COCOTB_TEST_FILTER": "test_registers"})
+    assert "run_cocotb: 1/1 tests passed" in proc.stdout, proc.stdout[-3000:]
+    assert "+parameter+zeroskip_top.LANES=4" in (work / f"{_name()}.scr").read_text()
+
+
+# --------------------------------------------------------------------------- synth
+
+@pytest.fixture(scope="module")
+def synth8(tmp_path_factory):
+    base = tmp_path_factory.mktemp("synth8")
+    res = R.synth({"LANES": 8}, cache=True, cache_dir=base / "cache", root=ROOT, keep=base / "work")
+    return res, base
+
+
+@needs_fusesoc
+def test_synth_lanes8_reports_resources(synth8):
+    res, base = synth8
+    assert res["params"] == {"LANES": 8} and not res["cached"]
+    assert res["DSP48E1"] > 0, res["cells"]
+    assert res["BRAM36"] > 0, res["cells"]
+    assert res["LUT"] > 0 and res["FF"] > 0
+    assert res["LUT"] < R.CAPACITY["LUT"] and res["DSP48E1"] <= R.CAPACITY["DSP48E1"]
+    assert res["BRAM36"] <= R.CAPACITY["BRAM36"]
+    # The log's final statistics (stat -tech xilinx) agree with zs_stat.json.
+    log = (base / "work" / "yosys.log").read_text()
+    assert R.cell_counts_from_log(log) == res["cells"]
+    assert (base / "work" / f"{_name()}.edif").is_file()
+
+
+@needs_fusesoc
+def test_resource_table_uses_the_cache(synth8):
+    res, base = synth8
+    table = R.resource_table([8], cache_dir=base / "cache", root=ROOT, quiet=True)
+    row = table["rows"][0]
+    assert row["cached"] and row["LUT"] == res["LUT"] and row["BRAM36"] == res["BRAM36"]
+    assert table["capacity"] == R.CAPACITY and table["part"] == "xc7z020clg400-1"
+    text = table["text"]
+    assert "LANES" in text and "%" in text and "DSP48E1" in text
+    assert re.search(r"^\s+8\s+\d+ \(", text, re.M), text
+
+
+@needs_fusesoc
+@pytest.mark.slow
+@pytest.mark.parametrize("lanes", [4, 16])
+def test_synth_lanes_4_16(lanes, tmp_path):
+    res = R.synth({"LANES": lanes}, cache=False, root=ROOT)
+    assert res["DSP48E1"] > 0 and res["BRAM36"] > 0 and res["LUT"] > 0
+
+
+def test_resources_from_cells_counts_luts_ffs_and_brams():
+    cells = {"LUT2": 10, "LUT6": 5, "RAM32M": 2, "SRLC32E": 1, "FDRE": 7, "FDCE": 3, "DSP48E1": 4,
+             "RAMB36E1": 3, "RAMB18E1": 3, "MUXF7": 9, "CARRY4": 2}
+    r = R.resources_from_cells(cells)
+    assert (r["LUT"], r["LUT_logic"], r["LUT_memory"]) == (24, 15, 9)
+    assert (r["FF"], r["DSP48E1"], r["BRAM36"]) == (10, 4, 4.5)
+    u = R.utilisation(r)
+    assert u["DSP48E1"] == pytest.approx(100 * 4 / 220)
+
+
+# --------------------------------------------------------------------------- pynq_z2
+
+MOCK_VIVADO = r"""
+# Stand-in for the Vivado Tcl commands the zeroskip overlay scripts call. Each call that
+# matters is printed as a tab-separated record starting with '@'. Unknown commands fail.
+proc rec {args} { puts "@\t[join $args \t]" }
+array set ::P {}
+set ::cells [dict create]
+set ::versions {processing_system7 5.5 proc_sys_reset 5.0 axi_dma 7.1 axi_interconnect 2.1
+                xlconcat 2.1 axi_intc 4.1}
+proc strip_opts {argl {with_value {}}} {
+    set out {}
+    for {set i 0} {$i < [llength $argl]} {incr i} {
+        set a [lindex $argl $i]
+        if {[string index $a 0] eq "-" && ![string is double -strict $a]} {
+            if {[lsearch -exact $with_value $a] >= 0} { incr i }
+            continue
+        }
+        lappend out $a
+    }
+    return $out
+}
+proc opt {argl name {default ""}} {
+    set i [lsearch -exact $argl $name]
+    if {$i < 0} { return $default }
+    return [lindex $argl [expr {$i + 1}]]
+}
+proc check_cell {path} {
+    set cell [lindex [split $path /] 0]
+    if {![dict exists $::cells $cell]} { error "mock: no block design cell '$cell' (in $path)" }
+}
+proc set_property {args} {
+    if {[lindex $args 0] eq "-dict"} {
+        set kv [lindex $args 1]
+    } else {
+        set kv [list [lindex $args 0] [lindex $args 1]]
+    }
+    foreach obj [join [lrange $args 2 end]] {
+        foreach {k v} $kv { set ::P($obj|$k) $v; rec PROP $obj $k $v }
+    }
+}
+proc get_property {name obj} {
+    if {[info exists ::P($obj|$name)]} { return $::P($obj|$name) }
+    return ""
+}
+proc create_project {args} { rec CREATE_PROJECT [lindex [strip_opts $args {-part}] 0] [opt $args -part] }
+proc current_project {args} { return project }
+proc current_fileset {args} { return sources_1 }
+proc get_filesets {args} { return [lindex $args end] }
+proc get_files {args} { return [strip_opts $args {-of_objects -filter}] }
+proc add_files {args} { foreach f [join [strip_opts $args {-fileset}]] { rec ADD_FILE $f } }
+proc update_compile_order {args} {}
+proc close_project {args} { rec CLOSE_PROJECT }
+proc update_ip_catalog {args} { rec UPDATE_IP_CATALOG }
+namespace eval ipx {}
+proc ipx::package_project {args} {
+    rec PACKAGE [opt $args -root_dir] [opt $args -vendor] [opt $args -library]
+    array set ::P [list core0|name zeroskip_top core0|version 1.0 \
+        core0|vendor [opt $args -vendor] core0|library [opt $args -library]]
+}
+proc ipx::current_core {} { return core0 }
+proc ipx::get_bus_interfaces {args} {
+    set name [lindex [strip_opts $args {-of_objects}] 0]
+    if {$name in {s_axi_ctrl s_axis m_axis aclk aresetn interrupt}} { return "busif:$name" }
+    return ""
+}
+proc ipx::infer_bus_interfaces {args} { rec INFER {*}$args }
+proc ipx::infer_bus_interface {args} { rec INFER {*}$args }
+proc ipx::associate_bus_interfaces {args} { rec ASSOCIATE [opt $args -busif] [opt $args -clock] }
+proc ipx::get_bus_parameters {args} { return "" }
+proc ipx::add_bus_parameter {name bi} { return "$bi.$name" }
+proc ipx::get_memory_maps {args} { return "" }
+proc ipx::add_memory_map {name core} { return "mm:$name" }
+proc ipx::get_address_blocks {args} { return "" }
+proc ipx::add_address_block {name mm} { return "$mm/$name" }
+proc ipx::get_user_parameters {args} { return "up:[lindex [strip_opts $args {-of_objects}] 0]" }
+proc ipx::create_xgui_files {core} {}
+proc ipx::update_checksums {core} {}
+proc ipx::check_integrity {core} {}
+proc ipx::save_core {core} {
+    rec SAVE_CORE [join [list $::P(core0|vendor) $::P(core0|library) $::P(core0|name) $::P(core0|version)] :]
+}
+proc get_ipdefs {args} {
+    set filter [opt $args -filter]
+    if {$filter ne ""} {
+        regexp {xilinx.com:ip:([a-z_0-9]+):} $filter -> name
+        if {[dict exists $::versions $name]} { return [list xilinx.com:ip:$name:[dict get $::versions $name]] }
+        return ""
+    }
+    return [lindex [strip_opts $args] 0]
+}
+proc create_bd_design {name} { rec BD_DESIGN $name }
+proc current_bd_design {args} {}
+proc create_bd_cell {args} {
+    set name [lindex [strip_opts $args {-type -vlnv}] 0]
+    dict set ::cells $name [opt $args -vlnv]
+    rec CELL $name [opt $args -vlnv]
+    return $name
+}
+proc create_bd_intf_port {args} {
+    set name [lindex [strip_opts $args {-mode -vlnv}] 0]
+    dict set ::cells $name port
+    rec PORT $name [opt $args -vlnv]
+    return $name
+}
+proc get_bd_cells {args} { set c [lindex $args end]; check_cell $c; return $c }
+proc get_bd_pins {p} { check_cell $p; return $p }
+proc get_bd_intf_pins {p} { check_cell $p; return $p }
+proc connect_bd_net {args} { rec NET {*}$args }
+proc connect_bd_intf_net {args} { rec INTF {*}[strip_opts $args {-intf_net}] }
+proc get_bd_addr_spaces {p} { check_cell $p; return $p }
+proc get_bd_addr_segs {args} {
+    set of [opt $args -of_objects]
+    if {$of ne ""} { return "$of/reg" }
+    set path [lindex [strip_opts $args {-of_objects}] 0]
+    check_cell $path
+    return $path
+}
+proc assign_bd_address {args} {
+    if {[llength $args] == 0} { rec ADDR_AUTO; return }
+    rec ADDR [opt $args -offset] [opt $args -range] [opt $args -target_address_space] \
+        [lindex [strip_opts $args {-offset -range -target_address_space}] 0]
+}
+proc validate_bd_design {args} { rec VALIDATE }
+proc save_bd_design {args} {}
+proc generate_target {args} { rec GENERATE {*}$args }
+proc make_wrapper {args} { return "[file rootname [opt $args -files]]_wrapper.v" }
+
+lassign $argv work script
+set ::argv [lrange $argv 2 end]
+cd $work
+source $script
+rec DONE
+"""
+
+
+def _mock_vivado(tmp: Path, work: Path, script: str, *args: str) -> list[list[str]]:
+    """Run SCRIPT (in WORK) under the Vivado stand-in; the recorded calls."""
+    mock = tmp / "mock_vivado.tcl"
+    mock.write_text(MOCK_VIVADO)
+    proc = subprocess.run([TCLSH, str(mock), str(work), script, *args], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, f"{script} failed under the Vivado stand-in:\n{proc.stdout[-3000:]}\n{proc.stderr}"
+    recs = [ln.split("\t")[1:] for ln in proc.stdout.splitlines() if ln.startswith("@\t")]
+    assert recs and recs[-1] == ["DONE"], proc.stdout[-3000:]
+    return recs
+
+
+def _props(recs) -> dict:
+    return {(r[1], r[2]): r[3] for r in recs if r[0] == "PROP"}
+
+
+@pytest.fixture(scope="module")
+def pynq_setup(tmp_path_factory):
+    """`fusesoc run --setup --target pynq_z2 zeroskip --LANES=16` in a temporary work root."""
+    base = tmp_path_factory.mktemp("pynq_z2")
+    work = base / "work"
+    _run("pynq_z2", work, {"LANES": 16}, setup_only=True)
+    return base, work
+
+
+@needs_fusesoc
+def test_pynq_z2_setup_writes_a_complete_project(pynq_setup):
+    _, work = pynq_setup
+    name = _name()
+    for f in ["Makefile", f"{name}.tcl", f"{name}_synth.tcl", f"{name}_run.tcl", "package_ip.tcl",
+              "zs_common.tcl", "pynq_z2_bd.tcl", "contract.json", "copy_outputs.py"]:
+        assert (work / f).is_file(), f"{f} missing from the pynq_z2 work root"
+    for f in gen_core.rtl_files():
+        assert (work / "ip_src" / Path(f).name).is_file(), f"{f} not copied for IP packaging"
+    proj = (work / f"{name}.tcl").read_text()
+    assert "set_property part xc7z020clg400-1 [current_project]" in proj
+    assert "LANES=16" in proj and "source {pynq_z2_bd.tcl}" in proj
+    assert "set_property top zeroskip_bd_wrapper" in proj
+    mk = (work / "Makefile").read_text()
+    # IP packaging runs before the project is created; the copy runs after the bitstream.
+    assert re.search(r"^pre_build: \S+_package_ip$", mk, re.M)
+    assert re.search(rf"^{re.escape(name)}\.xpr:.*\| pre_build$", mk, re.M)
+    assert re.search(r"vivado -mode batch .*-source package_ip\.tcl -tclargs ip_src ip_repo contract\.json "
+                     r"xc7z020clg400-1", mk)
+    assert re.search(rf"^\S+_copy_outputs: {re.escape(name)}\.bit\n\t.*python3 copy_outputs\.py$", mk, re.M)
+    assert re.search(r"^post_build: \S+_copy_outputs$", mk, re.M)
+    assert (work / "contract.json").read_text() == (ROOT / "driver" / "contract.json").read_text()
+
+
+@needs_fusesoc
+@pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+def test_pynq_z2_block_design(pynq_setup, tmp_path):
+    _, work = pynq_setup
+    recs = _mock_vivado(tmp_path, work, f"{_name()}.tcl")
+    props = _props(recs)
+    cells = {r[1]: r[2] for r in recs if r[0] == "CELL"}
+    nets = [r[1:] for r in recs if r[0] == "NET"]
+    intf = [tuple(r[1:]) for r in recs if r[0] == "INTF"]
+    addr = {r[4]: (r[1], r[2], r[3]) for r in recs if r[0] == "ADDR"}
+
+    assert props[("project", "part")] == "xc7z020clg400-1"
+    assert cells["zeroskip_0"] == C.VLNV
+    assert cells["processing_system7_0"].startswith("xilinx.com:ip:processing_system7:")
+    assert cells["axi_dma_0"].startswith("xilinx.com:ip:axi_dma:")
+    for ip in ("proc_sys_reset", "axi_intc", "xlconcat"):
+        assert any(v.startswith(f"xilinx.com:ip:{ip}:") for v in cells.values()), ip
+    # PS7: 100 MHz fabric clock, GP0 for control, 64-bit HP0 for DMA, fabric interrupts, board DDR
+    ps = lambda k: props[("processing_system7_0", f"CONFIG.{k}")]  # noqa: E731
+    assert float(ps("PCW_FPGA0_PERIPHERAL_FREQMHZ")) == 100
+    assert ps("PCW_USE_M_AXI_GP0") == "1" and ps("PCW_USE_S_AXI_HP0") == "1"
+    assert ps("PCW_S_AXI_HP0_DATA_WIDTH") == "64" and ps("PCW_IRQ_F2P_INTR") == "1"
+    assert ps("PCW_UIPARAM_DDR_PARTNO").startswith("MT41") and ps("PCW_UIPARAM_DDR_BUS_WIDTH") == "16 Bit"
+    # AXI DMA: simple mode, 64-bit everywhere, length register wide enough for any program
+    dma = lambda k: props[("axi_dma_0", f"CONFIG.{k}")]  # noqa: E731
+    assert dma("c_include_sg") == "0" and dma("c_include_mm2s") == "1" and dma("c_include_s2mm") == "1"
+    for k in ("c_m_axi_mm2s_data_width", "c_m_axis_mm2s_tdata_width", "c_m_axi_s2mm_data_width",
+              "c_s_axis_s2mm_tdata_width"):
+        assert dma(k) == "64", k
+    width = int(dma("c_sg_length_width"))
+    assert 23 <= width <= 26
+    assert (1 << width) - 1 >= program_max_bytes(C.DEFAULTS) and (1 << width) - 1 >= C.DEFAULTS["ACT_BYTES"]
+    # The target's parameter reaches the IP instance; the wrapper's generic is cleared.
+    assert props[("zeroskip_0", "CONFIG.LANES")] == "16"
+    assert props[("sources_1", "generic")] == ""
+    # Streams, control, memory path
+    assert ("axi_dma_0/M_AXIS_MM2S", "zeroskip_0/s_axis") in intf
+    assert ("zeroskip_0/m_axis", "axi_dma_0/S_AXIS_S2MM") in intf
+    assert any(b == "zeroskip_0/s_axi_ctrl" for _, b in intf)
+    assert any(b == "processing_system7_0/S_AXI_HP0" for _, b in intf)
+    # One 100 MHz clock net and one reset tree reach the IP; its interrupt reaches IRQ_F2P.
+    clk = next(n for n in nets if n[0] == "processing_system7_0/FCLK_CLK0")
+    assert {"zeroskip_0/aclk", "axi_dma_0/m_axi_mm2s_aclk", "processing_system7_0/S_AXI_HP0_ACLK"} <= set(clk)
+    assert any("zeroskip_0/aresetn" in n and n[0].endswith("peripheral_aresetn") for n in nets)
+    assert ["zeroskip_0/interrupt", "xlconcat_0/In2"] in nets
+    assert ["axi_intc_0/irq", "processing_system7_0/IRQ_F2P"] in nets
+    # Address map
+    assert addr["zeroskip_0/s_axi_ctrl/*"] == ("0x43C00000", "0x00010000", "processing_system7_0/Data")
+    assert addr["axi_dma_0/S_AXI_LITE/*"][0] == "0x40400000"
+    assert addr["processing_system7_0/S_AXI_HP0/HP0_DDR_LOWOCM"][2] in ("axi_dma_0/Data_MM2S", "axi_dma_0/Data_S2MM")
+    # Output products (the .hwh) and the wrapper that the target names as top
+    assert ["GENERATE", "all", "zeroskip_bd.bd"] in recs
+    assert ["ADD_FILE", "zeroskip_bd_wrapper.v"] in recs
+    assert props[("sources_1", "top")] == "zeroskip_bd_wrapper"
+
+
+@needs_fusesoc
+@pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+def test_pynq_z2_ip_packaging(pynq_setup, tmp_path):
+    base, work = pynq_setup
+    pack = tmp_path / "work"
+    shutil.copytree(work, pack)
+    mk = (pack / "Makefile").read_text()
+    args = re.search(r"-source package_ip\.tcl -tclargs (.*)$", mk, re.M).group(1).split()
+    recs = _mock_vivado(tmp_path, pack, "package_ip.tcl", *args)
+    assert ["SAVE_CORE", C.VLNV] in recs
+    pkg = next(r for r in recs if r[0] == "PACKAGE")
+    assert pkg[2:] == [C.IP["vendor"], C.IP["library"]]
+    root = Path(pkg[1])
+    copied = sorted(p.name for p in (root / "hdl").iterdir())
+    assert copied == sorted(Path(f).name for f in gen_core.rtl_files())
+    props = _props(recs)
+    assert props[("busif:aresetn.POLARITY", "value")] == "ACTIVE_LOW"
+    assert props[("busif:interrupt.SENSITIVITY", "value")] == "LEVEL_HIGH"
+    assert set(props[("busif:aclk.ASSOCIATED_BUSIF", "value")].split(":")) == {"s_axi_ctrl", "s_axis", "m_axis"}
+    assert {r[1] for r in recs if r[0] == "ASSOCIATE"} == {"s_axi_ctrl", "s_axis", "m_axis"}
+
+
+def program_max_bytes(params: dict) -> int:
+    """Largest program packet (bytes) for these capacities, from the program format."""
+    p = C.PROGRAM
+    blocks = -(-params["W_SLOTS"] // p["block_entries"]) + params["MAX_LAYERS"]
+    beats = (p["header_beats"] + p["layer_beats"] * params["MAX_LAYERS"] + p["channel_beats"] * params["CH_CAP"]
+             + p["block_beats"] * blocks)
+    return 8 * beats
+
+
+@pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+def test_tcl_reads_the_contract(tmp_path):
+    script = tmp_path / "t.tcl"
+    script.write_text(
+        f"source {{{ROOT / 'overlay' / 'zs_common.tcl'}}}\n"
+        f"set c {{{ROOT / 'driver' / 'contract.json'}}}\n"
+        "puts [zs_contract_vlnv $c]\n"
+        "set d [zs_contract_defaults $c]\n"
+        "puts [zs_program_max_bytes $d [zs_contract_ints $c program]]\n"
+        "puts [zs_dma_length_width $d [zs_contract_ints $c program]]\n"
+        "puts [dict get [zs_params_from_generics {LANES=16 W_SLOTS=4096} $d] LANES]\n")
+    out = subprocess.run([TCLSH, str(script)], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == C.VLNV
+    assert int(out[1]) == program_max_bytes(C.DEFAULTS)
+    assert int(out[2]) == 26 and out[3] == "16"
+
+
+def test_copy_outputs_pairs_bit_and_hwh(tmp_path):
+    from zeroskip.overlay import copy_outputs as co
+
+    work = tmp_path / "work"
+    (work / "p.runs" / "impl_1").mkdir(parents=True)
+    (work / "p.runs" / "impl_1" / "zeroskip_bd_wrapper.bit").write_bytes(b"BIT")
+    hwh = work / "p.gen" / "sources_1" / "bd" / "zeroskip_bd" / "hw_handoff" / "zeroskip_bd.hwh"
+    hwh.parent.mkdir(parents=True)
+    hwh.write_text(f'<MODULE FULLNAME="/zeroskip_0" VLNV="{C.VLNV}"/>')
+    shutil.copy(ROOT / "driver" / "contract.json", work / "contract.json")
+    dest = tmp_path / "overlay"
+    bit, out_hwh = co.copy_outputs(work, dest)
+    assert (bit.name, out_hwh.name) == ("zeroskip.bit", "zeroskip.hwh") and bit.parent == out_hwh.parent == dest
+    assert bit.read_bytes() == b"BIT" and C.VLNV in out_hwh.read_text()
+    # The default destination is overlay/ next to the core the build came from.
+    core_rel = os.path.relpath(ROOT / "zeroskip.core", work)
+    (work / "x.eda.yml").write_text(f"cores:\n  {C.VLNV}:\n    core_file: {core_rel}\n")
+    env = os.environ.pop("ZEROSKIP_OVERLAY_DIR", None)
+    try:
+        assert co.default_dest(work) == ROOT / "overlay"
+    finally:
+        if env is not None:
+            os.environ["ZEROSKIP_OVERLAY_DIR"] = env
+    # A hardware handoff without our IP is refused.
+    hwh.write_text('<MODULE VLNV="xilinx.com:ip:axi_dma:7.1"/>')
+    with pytest.raises(ValueError, match="does not contain the IP"):
+        co.copy_outputs(work, dest)

@@ -1,0 +1,30 @@
+"""RTL top-level tests: the cocotb bench tb/test_zeroskip_top.py on zeroskip_top.
+
+Verilator runs LANES 4, 8 and 16 (each its own cached build, FAULT_INJECT=1 so the fault
+test runs too); Icarus runs LANES 8 with a smaller activation memory, which keeps its
+slower simulation short. One xdist group per build, so the two workers never compile
+the same model.
+"""
+
+import pytest
+
+from zeroskip.tb import simbuild
+
+MODULE = "zeroskip.tb.test_zeroskip_top"
+
+CONFIGS = [
+    pytest.param("verilator", {"LANES": 8, "FAULT_INJECT": 1}, id="verilator-L8",
+                 marks=pytest.mark.xdist_group("verilator-top-L8")),
+    pytest.param("verilator", {"LANES": 4, "FAULT_INJECT": 1}, id="verilator-L4",
+                 marks=pytest.mark.xdist_group("verilator-top-L4")),
+    pytest.param("verilator", {"LANES": 16, "FAULT_INJECT": 1}, id="verilator-L16",
+                 marks=pytest.mark.xdist_group("verilator-top-L16")),
+    pytest.param("icarus", {"LANES": 8, "FAULT_INJECT": 1, "ACT_BYTES": 8192, "W_SLOTS": 4096}, id="icarus-L8",
+                 marks=pytest.mark.xdist_group("icarus-top-L8")),
+]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("simulator,params", CONFIGS)
+def test_zeroskip_top(simulator, params, tmp_path):
+    simbuild.run("zeroskip_top", MODULE, params, simulator, test_dir=tmp_path)
