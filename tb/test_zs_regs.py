@@ -37,6 +37,7 @@ class Lite:
     async def write(self, addr, data, order="together", strb=0xF, gap=2):
         # valids are tracked here: a value written this time step does not read back yet
         d = self.dut
+        d.s_axi_bready.value = 0  # hold the response until the address and data are in
         awv = wv = 0
         if order in ("together", "aw_first"):
             d.s_axi_awaddr.value = addr
@@ -73,8 +74,14 @@ class Lite:
                 pending_w = False
                 w_done = False
             assert cycles < 50, "write handshake stuck"
-        while not int(d.s_axi_bvalid.value):
+        d.s_axi_bready.value = 1
+        for _ in range(50):
+            await self.dut_settle()
+            if int(d.s_axi_bvalid.value):
+                break
             await self.tick()
+        else:
+            raise AssertionError("write response never came")
         assert int(d.s_axi_bresp.value) == 0
         await self.tick()
 
@@ -83,19 +90,25 @@ class Lite:
         d.s_axi_araddr.value = addr
         d.s_axi_arvalid.value = 1
         d.s_axi_rready.value = 0 if rready_delay else 1
-        while True:
+        for _ in range(50):
             await self.dut_settle()
             hs = int(d.s_axi_arready.value)
             await self.tick()
             if hs:
                 break
+        else:
+            raise AssertionError("read address never accepted")
         d.s_axi_arvalid.value = 0
         for _ in range(rready_delay):
             assert int(d.s_axi_rvalid.value)
             await self.tick()
         d.s_axi_rready.value = 1
-        while not int(d.s_axi_rvalid.value):
+        for _ in range(50):
+            if int(d.s_axi_rvalid.value):
+                break
             await self.tick()
+        else:
+            raise AssertionError("read data never came")
         v = int(d.s_axi_rdata.value)
         await self.tick()
         return v

@@ -30,7 +30,13 @@ E = C.ERROR_CODES
 
 
 def sim_params() -> dict:
-    return {k: int(v) for k, v in json.loads(os.environ.get("ZEROSKIP_SIM_PARAMS", "{}")).items()}
+    out = {}
+    for k, v in json.loads(os.environ.get("ZEROSKIP_SIM_PARAMS", "{}")).items():
+        try:
+            out[k] = int(v)
+        except (TypeError, ValueError):  # string parameters such as INIT_FILE
+            out[k] = v
+    return out
 
 
 def hw_config() -> HwConfig:
