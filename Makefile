@@ -25,5 +25,11 @@ fuzz: setup
 bench: setup
 	$(BIN)/zeroskip bench
 
+lint: setup
+	$(BIN)/python -c "from zeroskip.host.resources import tool_env; import os, subprocess, sys; sys.exit(subprocess.call(['$(BIN)/fusesoc', 'run', '--target', 'lint', 'zeroskip'], env={**os.environ, **tool_env()}))"
+
+synth: setup
+	$(BIN)/python -m zeroskip.host.resources --lanes 4,8,16
+
 clean:
 	rm -rf outputs build .pytest_cache .zeroskip-cache

@@ -3,14 +3,14 @@ site-by-site numpy implementation, for both input formats and both pooling modes
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine, parse_response
 from zeroskip.driver.program import HwConfig, decode_program, encode_program
-from zeroskip.host.compiler import compile_model
+from zeroskip.host.compiler import CompileError, compile_model
 from zeroskip.host.qmodel import InputReduce, QLayer, QModel, QSparsePool
 
 import npref
@@ -63,7 +63,11 @@ def test_sparse_pixel_bit_exact(seed, lanes, pool, mode, dense):
     model = sparse_model(rng, h, w, c_in, pool, int(rng.integers(1, 33)), int(rng.integers(-5, 60)))
     x = sparse_images(rng, model, 4)
     hw = HwConfig(lanes=lanes)
-    prog = compile_model(model, hw, dense=dense, input_mode=mode)
+    try:
+        prog = compile_model(model, hw, dense=dense, input_mode=mode)
+    except CompileError as e:  # a random dense model may not fit the weight store: a clear refusal is right
+        assert "W_SLOTS" in str(e) or "ACT_BYTES" in str(e)
+        reject()
     beats = encode_program(prog)
     assert np.array_equal(encode_program(decode_program(beats, hw)), beats)
     eng = GoldenEngine(hw)
