@@ -100,10 +100,7 @@ always @(posedge clk) begin
     l1_reg <= in_last;   l2_reg <= l1_reg;  l3_reg <= l2_reg;  l4_reg <= l3_reg;
     b1_reg <= in_bias;   b2_reg <= b1_reg;  b3_reg <= b2_reg;  b4_reg <= b3_reg;
     if (rst) begin
-        v1_reg <= 1'b0;
-        v2_reg <= 1'b0;
-        v3_reg <= 1'b0;
-        v4_reg <= 1'b0;
+        {v1_reg, v2_reg, v3_reg, v4_reg} <= 4'd0;
     end else begin
         v1_reg <= in_valid;
         v2_reg <= v1_reg;

@@ -1,5 +1,5 @@
-// zs_delay.v: fixed-latency pipeline of plain registers (no reset), used for
-// the per-tile fields that travel alongside the datapath.
+// zs_delay.v: fixed-latency pipeline of plain registers (no reset), used for the
+// per-tile fields that travel alongside the datapath.
 
 // Language: Verilog 2005
 

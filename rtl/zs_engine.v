@@ -156,6 +156,7 @@ reg [31:0] img_beat0_reg;        // packet index of the current image's first be
 reg [15:0] nimg_reg;
 reg [13:0] in_beat_reg;
 reg [16:0] in_off_reg;
+reg [17:0] in_rem_reg;        // in_bytes - in_off (negative in the padding of the last beat)
 reg        half_reg;
 reg        img_end_reg;
 reg [31:0] hold_reg;
@@ -406,6 +407,8 @@ wire [13:0] in_beats = prog_in_bytes[16:3] + {13'd0, |prog_in_bytes[2:0]};
 wire        img_last_beat = (in_beat_reg == in_beats - 14'd1);
 wire        batch_last_beat = img_last_beat && (img_reg == nimg_reg - 16'd1);
 
+wire in_rem_full = !in_rem_reg[17] && (in_rem_reg[16:4] != 13'd0);   // 16 or more bytes left
+
 reg [LANES-1:0]   wr_en;
 reg [ADDR_W-1:0]  wr_addr;
 reg [LANES*8-1:0] wr_data;
@@ -420,7 +423,8 @@ always @* begin
         wr_addr = prog_in_base + in_off_reg[ADDR_W-1:0];
         for (k = 0; k < CHUNK; k = k + 1) begin
             wr_data[k*8 +: 8] = half_reg ? hold_reg[k*8 +: 8] : s_axis_tdata[k*8 +: 8];
-            wr_en[k] = (half_reg || s_fire) && ((in_off_reg + k[16:0]) < prog_in_bytes);
+            wr_en[k] = (half_reg || s_fire) && !in_rem_reg[17] &&
+                       (in_rem_full || in_rem_reg[3:0] > k[3:0]);
         end
     end else if (state_reg == S_LCLEAR) begin
         wr_addr = {lclr_reg, {LOG2L{1'b0}}};
@@ -571,6 +575,7 @@ always @(posedge clk) begin
                     nimg_reg <= batch;
                     in_beat_reg <= 14'd0;
                     in_off_reg <= 17'd0;
+                    in_rem_reg <= {1'b0, prog_in_bytes};
                     half_reg <= 1'b0;
                     if (cmd_load) begin
                         prog_valid_reg <= 1'b0;
@@ -616,6 +621,7 @@ always @(posedge clk) begin
                 if (half_reg) begin
                     half_reg <= 1'b0;
                     in_off_reg <= in_off_reg + CHUNK_17;
+                        in_rem_reg <= in_rem_reg - {1'b0, CHUNK_17};
                     if (img_end_reg) begin
                         state_reg <= S_LAYERS;
                     end
@@ -630,6 +636,7 @@ always @(posedge clk) begin
                         state_reg <= S_DRAIN;
                     end else begin
                         in_off_reg <= in_off_reg + CHUNK_17;
+                        in_rem_reg <= in_rem_reg - {1'b0, CHUNK_17};
                         in_beat_reg <= img_last_beat ? 14'd0 : in_beat_reg + 14'd1;
                         img_end_reg <= img_last_beat;
                         hold_reg <= s_axis_tdata[63:32];
@@ -668,6 +675,7 @@ always @(posedge clk) begin
                         img_reg <= img_reg + 16'd1;
                         img_beat0_reg <= pkt_idx_reg;
                         in_off_reg <= 17'd0;
+                        in_rem_reg <= {1'b0, prog_in_bytes};
                         state_reg <= S_INPUT;
                     end
                 end

@@ -127,6 +127,7 @@ localparam [31:0] MAX_LAYERS_32 = MAX_LAYERS;
 localparam [31:0] LANES_32      = LANES;
 localparam [32:0] ACT_BYTES_33  = {1'b0, ACT_BYTES_32};
 localparam [32:0] W_SLOTS_33    = {1'b0, W_SLOTS_32};
+localparam [28:0] W_SLOTS_29    = W_SLOTS_32[28:0];
 localparam [16:0] CH_CAP_17     = CH_CAP_32[16:0];
 localparam [15:0] OUT_CAP_16    = OUT_CAP_32[15:0];
 localparam [7:0]  MAX_LAYERS_8  = MAX_LAYERS_32[7:0];
@@ -158,6 +159,7 @@ reg              pool_reg;
 reg [2:0]        lq_reg;
 reg [3:0]        tb_reg;
 reg [15:0]       c_out_reg;
+reg [15:0]       c_out_m1_reg;
 reg [15:0]       ics_reg;
 reg [255:0]      taps_reg;
 
@@ -165,7 +167,8 @@ reg [255:0]      taps_reg;
 reg [16:0]       rec_base_reg;       // first record of the layer
 reg [15:0]       c_reg;              // channel record within the layer
 reg [SLOT_W:0]   lslot_reg;          // first slot of the layer (multiple of LANES)
-reg [32:0]       lent_reg;           // slots of the layer so far (saturates above W_SLOTS)
+reg [SLOT_W:0]   lent_reg;           // slots of the layer so far (while not over)
+reg              lent_over_reg;      // the layer's slots exceed W_SLOTS
 
 // channel record beat 0
 reg [31:0]       bias_reg;
@@ -182,7 +185,7 @@ reg [31:0]       b2_idx_reg;         // and its index
 reg [CH_AW-1:0]  rd_row_reg;         // record whose n_groups is on chan_rd_data
 reg [15:0]       row_reg;            // rows of the layer started so far
 reg              row_last_reg;       // the current row is the layer's last
-reg [27:0]       row_rem_reg;        // slots left in the current row
+reg [23:0]       grp_left_reg;       // groups left in the current row (0: next entry starts a row)
 reg [19:0]       k_reg;
 reg [SLOT_W-1:0] eslot_reg;          // next slot
 reg [1:0]        tail_reg;
@@ -239,10 +242,11 @@ always @* begin
 end
 
 wire [27:0] ch_slots   = {4'd0, s_tdata[23:0]} << lq_reg;
-wire [32:0] lent_next  = lent_reg + {5'd0, ch_slots};
-wire [32:0] lent_sat   = (lent_next > W_SLOTS_33) ? W_SLOTS_33 + 33'd1 : lent_next;
-wire [32:0] slot_end   = {{(32-SLOT_W){1'b0}}, lslot_reg} + lent_sat;
-wire        last_rec   = (c_reg == c_out_reg - 16'd1);
+// slots of the layer so far; once past W_SLOTS only the overflow flag matters
+wire [28:0]     lent_next = {{(28-SLOT_W){1'b0}}, lent_reg} + {1'b0, ch_slots};
+wire [28:0]     slot_end  = {{(28-SLOT_W){1'b0}}, lslot_reg} + lent_next;
+wire            slot_over = lent_over_reg || (slot_end > W_SLOTS_29);
+wire        last_rec   = (c_reg == c_out_m1_reg);
 
 wire [32:0] hdr_slots  = {1'b0, s_tdata[31:0]};
 wire        hdr_cap    = (n_layers_reg == 8'd0) || (n_layers_reg > MAX_LAYERS_8) ||
@@ -264,18 +268,21 @@ end
 wire [3:0]  code      = code_arr[j_reg];
 wire [7:0]  wt        = wt_arr[j_reg];
 wire        gend      = (code == 4'd15);
-wire        row_start = (row_rem_reg == 28'd0);
+wire        row_start = (grp_left_reg == 24'd0);
 wire [23:0] rd_ng     = chan_rd_data[77:54];
-wire [27:0] cur_rem   = row_start ? ({4'd0, rd_ng} << lq_reg) : row_rem_reg;
-wire        cur_last  = row_start ? (row_reg == c_out_reg - 16'd1) : row_last_reg;
+wire [23:0] cur_grp   = row_start ? rd_ng : grp_left_reg;
+wire        cur_last  = row_start ? (row_reg == c_out_m1_reg) : row_last_reg;
 wire [19:0] k_base    = row_start ? 20'd0 : k_reg;
 wire [19:0] k_new     = gend ? k_base : k_base + {16'd0, code};
 wire [LOG2L-1:0] qmask = ~({LOG2L{1'b1}} << lq_reg);
 wire [LOG2L:0]   fill  = gend ? ({1'b0, qmask} - {1'b0, eslot_reg[LOG2L-1:0] & qmask} + {{LOG2L{1'b0}}, 1'b1})
                               : {{LOG2L{1'b0}}, 1'b1};
-wire [27:0] rem_after = cur_rem - {{(27-LOG2L){1'b0}}, fill};
+// the entry completes its group when the next slot is group-aligned
+wire [LOG2L:0]   slot_nx  = {1'b0, eslot_reg[LOG2L-1:0]} + fill;
+wire        grp_done  = ((slot_nx[LOG2L-1:0] & qmask) == {LOG2L{1'b0}});
+wire [23:0] grp_after = grp_done ? cur_grp - 24'd1 : cur_grp;
 wire        dec       = (state_reg == L_DEC);
-wire        layer_end = dec && (rem_after == 28'd0) && cur_last;
+wire        layer_end = dec && (grp_after == 24'd0) && cur_last;
 wire        dec_end   = dec && (layer_end || j_reg == 4'd15);
 
 /*
@@ -332,7 +339,7 @@ always @* begin
             L_CHAN: begin
                 if (half_reg && (s_tdata[23:0] == 24'd0 || (!out_layer_reg && (s_reg == 6'd0 || s_reg > 6'd47)))) begin
                     err = 1'b1; err_code = `ZS_ERR_BAD_LAYER; isel = IX_REC;
-                end else if (half_reg && last_rec && slot_end > W_SLOTS_33) begin
+                end else if (half_reg && last_rec && slot_over) begin
                     err = 1'b1; err_code = `ZS_ERR_CAPACITY; isel = IX_NEXT;
                 end else if (s_tlast) begin
                     err = 1'b1; err_code = `ZS_ERR_TRUNCATED;
@@ -349,7 +356,7 @@ always @* begin
     end else if (dec_end) begin
         isel = IX_B2;
         if (layer_end && last_layer) begin
-            if (b2_idx_reg + 32'd1 != total_reg) begin
+            if (beat_idx != total_reg) begin   // beat_idx = index of the third beat + 1
                 err = 1'b1; err_code = `ZS_ERR_BAD_LAYER; isel = IX_ONE;
             end else if (!b2_tlast_reg) begin
                 err = 1'b1; err_code = `ZS_ERR_TOO_LONG;
@@ -536,6 +543,7 @@ always @(posedge clk) begin
                         lq_reg <= b0_lq[2:0];
                         tb_reg <= b0_tb;
                         c_out_reg <= b0_cout;
+                        c_out_m1_reg <= b0_cout - 16'd1;
                     end
                     3'd1: ics_reg <= s_tdata[63:48];
                     3'd4: taps_reg[63:0] <= s_tdata;
@@ -546,7 +554,8 @@ always @(posedge clk) begin
                         state_reg <= L_CHAN;
                         half_reg <= 1'b0;
                         c_reg <= 16'd0;
-                        lent_reg <= 33'd0;
+                        lent_reg <= {(SLOT_W+1){1'b0}};
+                        lent_over_reg <= 1'b0;
                     end
                     default: ;
                 endcase
@@ -559,14 +568,15 @@ always @(posedge clk) begin
                     m_reg <= s_tdata[47:32];
                     s_reg <= s_tdata[53:48];
                 end else begin
-                    lent_reg <= lent_sat;
+                    lent_reg <= lent_next[SLOT_W:0];
+                    lent_over_reg <= slot_over;
                     c_reg <= c_reg + 16'd1;
                     if (last_rec) begin
                         state_reg <= L_BLK;
                         sub_reg <= 3'd0;
                         eslot_reg <= lslot_reg[SLOT_W-1:0];
                         row_reg <= 16'd0;
-                        row_rem_reg <= 28'd0;
+                        grp_left_reg <= 24'd0;
                         row_last_reg <= 1'b0;
                     end
                 end
@@ -588,7 +598,7 @@ always @(posedge clk) begin
             L_DEC: begin
                 j_reg <= j_reg + 4'd1;
                 k_reg <= k_new;
-                row_rem_reg <= rem_after;
+                grp_left_reg <= grp_after;
                 eslot_reg <= eslot_reg + {{(SLOT_W-LOG2L-1){1'b0}}, fill};
                 if (row_start) begin
                     row_reg <= row_reg + 16'd1;
@@ -633,8 +643,8 @@ assign prog_in_bytes = in_bytes_reg[16:0];
 assign prog_n_out    = n_out_reg;
 
 // reserved / sparse-pixel header fields, upper tap-index bits, product bits above 16
-wire unused_ok = &{1'b0, b0_flags[0], d1_prod[31:16], d1_c[19:16], chan_rd_data, lslot_end[LOG2L-1:0],
-                   in_base_reg, in_bytes_reg[31:17], lent_reg[32:SLOT_W+1]};
+wire unused_ok = &{1'b0, b0_flags[0], slot_nx[LOG2L], d1_prod[31:16], d1_c[19:16], chan_rd_data, lslot_end[LOG2L-1:0],
+                   in_base_reg, in_bytes_reg[31:17], lent_next[28:SLOT_W+1], slot_end[28:SLOT_W+1]};
 
 endmodule
 

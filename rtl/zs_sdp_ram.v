@@ -2,8 +2,8 @@
 //
 // The engine's memories (activation banks, channel records, layer descriptors,
 // results) are instances of this module; the registered read lets synthesis map
-// every array of useful size onto block RAM. Contents start at zero unless
-// INIT_FILE names a $readmemh file. WE_W > 1 splits the write enable into equal
+// every array of useful size onto block RAM. Contents start at zero; INIT_FILE
+// names an optional $readmemh file loaded over them (words past its end stay 0). WE_W > 1 splits the write enable into equal
 // segments (the weight store writes single 24-bit entries).
 
 // Language: Verilog 2005
@@ -62,12 +62,11 @@ if (RAM_BLOCK != 0) begin : g_block
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     integer i, s;
     initial begin
+        for (i = 0; i < DEPTH; i = i + 1) begin
+            mem[i] = {WIDTH{1'b0}};
+        end
         if (INIT_FILE != "") begin
             $readmemh(INIT_FILE, mem);
-        end else begin
-            for (i = 0; i < DEPTH; i = i + 1) begin
-                mem[i] = {WIDTH{1'b0}};
-            end
         end
     end
     always @(posedge clk) begin
@@ -84,12 +83,11 @@ end else begin : g_auto
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     integer i, s;
     initial begin
+        for (i = 0; i < DEPTH; i = i + 1) begin
+            mem[i] = {WIDTH{1'b0}};
+        end
         if (INIT_FILE != "") begin
             $readmemh(INIT_FILE, mem);
-        end else begin
-            for (i = 0; i < DEPTH; i = i + 1) begin
-                mem[i] = {WIDTH{1'b0}};
-            end
         end
     end
     always @(posedge clk) begin

@@ -48,11 +48,18 @@ async def test_init_and_rw(dut):
         await FallingEdge(dut.clk)
         a = rng.randrange(n)
         v = rng.getrandbits(width)
-        dut.wr_en.value = 1
+        dut.wr_en.value = (1 << len(dut.wr_en)) - 1   # every entry of the word
         dut.wr_addr.value = a
         dut.wr_data.value = v
         dut.rd_en.value = 0
         shadow[a] = v
+    # a single-entry write leaves the word's other entries alone
+    await FallingEdge(dut.clk)
+    a = next(iter(shadow))
+    dut.wr_en.value = 1 << 2
+    dut.wr_addr.value = a
+    dut.wr_data.value = (1 << width) - 1
+    shadow[a] = shadow[a] | (((1 << 24) - 1) << 48)
     await FallingEdge(dut.clk)
     dut.wr_en.value = 0
     for a, v in shadow.items():

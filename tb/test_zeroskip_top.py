@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import replace
 
 import cocotb
 import numpy as np
@@ -328,6 +329,31 @@ async def test_run_errors(dut):
     x = rng.integers(0, 256, size=(2, bad.in_bytes), dtype=np.uint8)
     await ck.run(pack_image_beats(x, bad.in_bytes), 2, what="bank conflict")
     await ck.program_and_run(prog, rng, model, 2, "after conflict")
+
+
+@cocotb.test()
+async def test_layer_clears(dut):
+    """Per-layer clears (lengths not a multiple of LANES, wrapping past the end of the
+    activation memory, zeroing part of a layer's input) in both models."""
+    tb, ck, r, rng = await setup(dut)
+    hw = tb.hw
+    model = tiny_cnn_like(rng, 0.6)
+    prog = compile_model(model, hw)
+    for trial in range(3):
+        layers = []
+        for i, lp in enumerate(prog.layers):
+            d = lp.desc
+            if trial == 0:
+                base, length = d.in_base + r.randrange(64), r.randrange(1, 300)
+            elif trial == 1:
+                base, length = hw.act_bytes - r.randrange(1, 40), r.randrange(41, 120)
+            else:
+                base, length = r.randrange(hw.act_bytes), r.choice([0, 1, hw.lanes - 1, hw.lanes + 1, 513])
+            if i == 0:  # the first layer's clear may not erase the image it reads
+                base, length = (d.out_base + 7) % hw.act_bytes, r.randrange(0, 40)
+            layers.append(replace(lp, desc=replace(d, clear_base=base % hw.act_bytes, clear_len=length)))
+        p2 = replace(prog, layers=tuple(layers))
+        await ck.program_and_run(p2, rng, model, 2, f"clears {trial}")
 
 
 async def _wait_state(tb: TB, state: int, limit: int = 100000) -> None:

@@ -35,8 +35,10 @@ class Lite:
             self.pulses[k] += int(getattr(self.dut, k).value)
 
     async def write(self, addr, data, order="together", strb=0xF, gap=2):
-        # valids are tracked here: a value written this time step does not read back yet
+        # valids are tracked here: a value written this time step does not read back yet;
+        # every access starts on a falling edge
         d = self.dut
+        await self.tick()
         d.s_axi_bready.value = 0  # hold the response until the address and data are in
         awv = wv = 0
         if order in ("together", "aw_first"):
@@ -87,6 +89,7 @@ class Lite:
 
     async def read(self, addr, rready_delay=0):
         d = self.dut
+        await self.tick()
         d.s_axi_araddr.value = addr
         d.s_axi_arvalid.value = 1
         d.s_axi_rready.value = 0 if rready_delay else 1
@@ -152,7 +155,8 @@ async def test_register_map(dut):
     # CTRL bits are single-cycle pulses
     await lite.write(REG["CTRL"], C.CTRL["LOAD"] | C.CTRL["SOFT_RESET"])
     await lite.write(REG["CTRL"], C.CTRL["RUN"], order="w_first")
-    await ClockCycles(dut.clk, 2)
+    await lite.tick()
+    await lite.tick()
     assert lite.pulses == {"cmd_load": 1, "cmd_run": 1, "cmd_soft_reset": 1}, lite.pulses
     # IRQ: events set IRQ_STATUS, IRQ_EN gates irq, write 1 clears
     await lite.write(REG["IRQ_EN"], 2)

@@ -26,9 +26,7 @@ for sim in ("verilator", "icarus"):
         pytest.param(sim, "zs_requant", "zeroskip.tb.test_zs_requant", {"N": 4},
                      id=f"{sim}-requant", marks=_group(sim, "requant")),
         pytest.param(sim, "zs_regs", "zeroskip.tb.test_zs_regs", {"LANES": 8, "FAULT_INJECT": 1},
-                     id=f"{sim}-regs", marks=[_group(sim, "regs"), pytest.mark.skip(
-                         reason="KNOWN DEFECT: the block-level AXI-Lite bench's write-response check fails "
-                                "(issue 3 stays open); the register block is exercised by the top bench")]),
+                     id=f"{sim}-regs", marks=_group(sim, "regs")),
     ]
 for lanes in (4, 8, 16):
     BLOCKS.append(pytest.param("verilator", "sparse_dot_product", "zeroskip.tb.test_sparse_dot_product",
@@ -61,8 +59,6 @@ def _weight_store_hex() -> str:
 
 
 @pytest.mark.rtl
-@pytest.mark.skip(reason="KNOWN DEFECT: the $readmemh read-back bench reads X past the file's last word "
-                         "(issue 3 stays open)")
 @pytest.mark.parametrize("simulator", [pytest.param(s, marks=_group(s, "ws")) for s in ("verilator", "icarus")])
 def test_weight_store(simulator, tmp_path):
     hexfile = _weight_store_hex()

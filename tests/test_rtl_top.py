@@ -3,8 +3,11 @@
 Verilator runs LANES 4, 8 and 16 (each its own cached build, FAULT_INJECT=1 so the fault
 test runs too); Icarus runs LANES 8 with a smaller activation memory, which keeps its
 slower simulation short. One xdist group per build, so the two workers never compile
-the same model.
+the same model. ``--fuzz`` (ZEROSKIP_FUZZ=1) raises the number of random networks per
+configuration from 20 (Verilator) / 3 (Icarus) to 200 / 20.
 """
+
+import os
 
 import pytest
 
@@ -27,4 +30,7 @@ CONFIGS = [
 @pytest.mark.rtl
 @pytest.mark.parametrize("simulator,params", CONFIGS)
 def test_zeroskip_top(simulator, params, tmp_path):
-    simbuild.run("zeroskip_top", MODULE, params, simulator, test_dir=tmp_path)
+    fuzz = os.environ.get("ZEROSKIP_FUZZ") == "1"
+    nets = {"verilator": (20, 200), "icarus": (3, 20)}[simulator][int(fuzz)]
+    simbuild.run("zeroskip_top", MODULE, params, simulator, test_dir=tmp_path,
+                 extra_env={"ZEROSKIP_TOP_NETS": str(nets)})
