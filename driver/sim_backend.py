@@ -6,7 +6,7 @@ with a simulation-only AXI DMA model (``tb/sim_dma.v``) on its streams — throu
 simulator with ``cocotb_tools.runner``) and talks to the cocotb test inside it over a
 localhost socket (127.0.0.1 only). The driver then sees:
 
-* :class:`SimIP` — ``read``/``write`` become AXI-Lite transactions (cocotbext-axi);
+* :class:`SimIP` — ``read``/``write`` become AXI-Lite transactions (the server's master);
 * :class:`SimDMA` — AXI DMA simple mode (:class:`~zeroskip.driver.backend.StreamChannel`):
   ``transfer`` loads the DMA model's beat memory in bulk and starts it; ``idle`` lets the
   simulation run until the channel's completion edge or a slice of cycles, so polling
@@ -52,13 +52,14 @@ import weakref
 from pathlib import Path
 
 from .backend import DMACR_RESET, MAX_LEN_BITS, STREAM_BYTES, Backend, StreamChannel, StreamDMA, host_allocate
+from .driver import ZeroSkipError
 from .program import HwConfig
 
 _HEADER = struct.Struct("<II")
 TOPLEVEL = "sim_harness"
 
 
-class SimError(RuntimeError):
+class SimError(ZeroSkipError):
     """The simulation could not be built or started, died, or refused a request."""
 
 
@@ -161,6 +162,10 @@ class SimProcess:
             raise SimError(f"simulator refused {op!r}: {rep.get('error')}")
         return rep, data
 
+    def cycle(self) -> int:
+        """Clock cycles simulated since reset (the harness's ``cycle`` counter)."""
+        return int(self.request("hello")[0]["cycle"])
+
     def close(self) -> None:
         if self.sock is not None:
             try:
@@ -254,6 +259,13 @@ class SimDMA(StreamDMA):
 
 # ------------------------------------------------------------------------------ open
 
+def sim_process(backend: Backend) -> SimProcess:
+    """The simulation behind a ``sim`` backend (for measurements: simulated cycles)."""
+    if getattr(backend, "kind", None) != "sim" or not isinstance(backend.ip, SimIP):
+        raise ValueError(f"not a sim backend: {backend!r}")
+    return backend.ip._sim
+
+
 def sim_params(hw: HwConfig, fault_inject: bool = False) -> dict:
     """Verilog parameters of ``sim_harness`` for an overlay configuration."""
     return {"LANES": hw.lanes, "ACT_BYTES": hw.act_bytes, "W_SLOTS": hw.w_slots, "CH_CAP": hw.ch_cap,
@@ -261,13 +273,22 @@ def sim_params(hw: HwConfig, fault_inject: bool = False) -> dict:
 
 
 def build_sim(hw: HwConfig, simulator: str = "verilator", *, fault_inject: bool = False, quiet: bool = False) -> Path:
-    """The (cached) build directory of ``sim_harness`` for ``hw``."""
+    """The (cached) build directory of ``sim_harness`` for ``hw``.
+
+    Only the hardware configuration selects a build, never the model: a new program is
+    data for the same simulation. A first build prints one line unless ``quiet``; the
+    compiler output goes to ``build.log`` in the build directory, and its end is part of
+    the :class:`SimError` when the build fails.
+    """
     try:
         from zeroskip.tb import simbuild
     except ImportError as e:
         raise SimError(f"the sim backend needs zeroskip.tb.simbuild and the sim extra "
                        f"(pip install zeroskip[sim]): {e}") from e
-    return Path(simbuild.build(TOPLEVEL, sim_params(hw, fault_inject), simulator, quiet=quiet))
+    try:
+        return Path(simbuild.build(TOPLEVEL, sim_params(hw, fault_inject), simulator, quiet=quiet))
+    except simbuild.BuildError as e:
+        raise SimError(str(e)) from None
 
 
 def open_sim(hw: HwConfig | None = None, *, simulator: str = "verilator", fault_inject: bool = False,

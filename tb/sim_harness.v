@@ -8,11 +8,12 @@
  *
  * The server touches only this module's own signals, so a Verilator build needs VPI access
  * to nothing else: with tb/sim_harness.vlt instead of --public-flat-rw, Verilator optimises
- * the engine itself (about 4x faster).
+ * the engine itself (about 5x faster).
  *
- * The 100 MHz clock comes from the server (a GPI clock, no Python per edge), or, when
- * built with ZS_SIM_HDL_CLOCK defined (Verilator needs --timing), from an HDL process,
- * which saves the simulator a VPI callback per clock edge; `hdl_clock` tells the server.
+ * The 100 MHz clock comes from an HDL process when built with ZS_SIM_HDL_CLOCK defined
+ * (as zeroskip.tb.simbuild builds it; Verilator needs --timing), which saves the simulator
+ * a VPI callback per clock edge, or else from the server (a GPI clock, no Python per
+ * edge); `hdl_clock` tells the server which.
  */
 
 `resetall

@@ -7,10 +7,12 @@ simulation-only DMA of ``sim_dma.v``). The cocotb test :func:`serve` connects ba
 answers requests one at a time (protocol in :mod:`zeroskip.driver.sim_backend`).
 
 Simulated time advances only while a request needs it: a register access takes the
-AXI-Lite handshake cycles (cocotbext-axi ``AxiLiteMaster``), a ``wait`` runs until the
-DMA channel's completion edge or a cycle budget, whichever comes first. Between requests
+AXI-Lite handshake cycles (:class:`AxiLiteMaster`), a ``wait`` runs until the DMA
+channel's completion edge or a cycle budget, whichever comes first. Between requests
 the simulator sits still. The DMA model's memories are handed over in bulk as
-``$readmemh``/``$writememh`` files, so no Python code runs per cycle during a transfer.
+``$readmemh``/``$writememh`` files, and the clock is the HDL's own when the build defines
+``ZS_SIM_HDL_CLOCK`` (Verilator builds of ``sim_harness``), so while the engine computes,
+no Python code runs and no VPI callback is pending but the one on the awaited edge.
 """
 
 from __future__ import annotations
@@ -49,9 +51,79 @@ def read_hex(path: Path) -> bytes:
 try:
     import cocotb
     from cocotb.clock import Clock
-    from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+    from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 except ImportError:  # the launcher half below works without cocotb's simulator side
     cocotb = None
+
+
+class AxiLiteMaster:
+    """A minimal AXI4-Lite master for one transaction at a time.
+
+    Every cycle it drives the channels at the falling clock edge and samples them in the
+    read-only phase of that time step (values settled, as the next rising edge sees
+    them), so it behaves the same whether the clock comes from cocotb or from the HDL.
+    No coroutine or VPI callback outlives a transaction, which keeps long DMA waits free
+    of Python; cocotbext-axi's master keeps monitors on the response channels instead.
+    Call it right after a falling clock edge.
+    """
+
+    def __init__(self, dut, prefix: str, clk):
+        self.clk = clk
+        sig = lambda name: getattr(dut, f"{prefix}_{name}")
+        self.awaddr, self.awprot, self.awvalid, self.awready = (sig(n) for n in ("awaddr", "awprot", "awvalid",
+                                                                                  "awready"))
+        self.wdata, self.wstrb, self.wvalid, self.wready = (sig(n) for n in ("wdata", "wstrb", "wvalid", "wready"))
+        self.bresp, self.bvalid, self.bready = sig("bresp"), sig("bvalid"), sig("bready")
+        self.araddr, self.arprot, self.arvalid, self.arready = (sig(n) for n in ("araddr", "arprot", "arvalid",
+                                                                                  "arready"))
+        self.rdata, self.rresp, self.rvalid, self.rready = (sig(n) for n in ("rdata", "rresp", "rvalid", "rready"))
+        for h in (self.awvalid, self.wvalid, self.bready, self.arvalid, self.rready, self.awprot, self.arprot):
+            h.value = 0
+        self.max_cycles = 1000
+
+    async def write(self, addr: int, data: int) -> int:
+        """Write one 32-bit word (all byte lanes); returns BRESP."""
+        self.awaddr.value, self.awvalid.value = addr, 1
+        self.wdata.value, self.wstrb.value, self.wvalid.value = data & 0xFFFFFFFF, 0xF, 1
+        self.bready.value = 1
+        aw = w = True
+        for _ in range(self.max_cycles):
+            await ReadOnly()
+            aw_hs = aw and bool(self.awready.value)
+            w_hs = w and bool(self.wready.value)
+            b_hs = not (aw or w) and bool(self.bvalid.value)
+            resp = int(self.bresp.value) if b_hs else 0
+            await FallingEdge(self.clk)   # the rising edge in between took the handshakes
+            if aw_hs:
+                aw = False
+                self.awvalid.value = 0
+            if w_hs:
+                w = False
+                self.wvalid.value = 0
+            if b_hs:
+                self.bready.value = 0
+                return resp
+        raise TimeoutError(f"AXI-Lite write to 0x{addr:x} not complete after {self.max_cycles} cycles")
+
+    async def read(self, addr: int) -> tuple[int, int]:
+        """Read one 32-bit word; returns (RDATA, RRESP)."""
+        self.araddr.value, self.arvalid.value = addr, 1
+        self.rready.value = 1
+        ar = True
+        for _ in range(self.max_cycles):
+            await ReadOnly()
+            ar_hs = ar and bool(self.arready.value)
+            r_hs = not ar and bool(self.rvalid.value)
+            if r_hs:
+                data, resp = int(self.rdata.value), int(self.rresp.value)
+            await FallingEdge(self.clk)
+            if ar_hs:
+                ar = False
+                self.arvalid.value = 0
+            if r_hs:
+                self.rready.value = 0
+                return data, resp
+        raise TimeoutError(f"AXI-Lite read of 0x{addr:x} not complete after {self.max_cycles} cycles")
 
 
 class _Server:
@@ -64,24 +136,20 @@ class _Server:
         self.sock = sock
         self.recv_msg, self.send_msg = recv_msg, send_msg
         self.clk = dut.clk
-        for name in ("dma_rst", "mm2s_req", "s2mm_req", "mm2s_beats", "s2mm_cap", "s_axi_ctrl_awvalid",
-                     "s_axi_ctrl_wvalid", "s_axi_ctrl_bready", "s_axi_ctrl_arvalid", "s_axi_ctrl_rready"):
+        for name in ("dma_rst", "mm2s_req", "s2mm_req", "mm2s_beats", "s2mm_cap"):
             getattr(dut, name).value = 0
         dut.rst.value = 1
-        self.axil = None                  # created after reset: no reset monitors, fewer callbacks
+        self.axil = AxiLiteMaster(dut, "s_axi_ctrl", dut.clk)
         self.mem_beats = 1 << len(dut.mm2s_beats) - 1
         self.cwd = Path.cwd()
         self.req = {"mm2s": 0, "s2mm": 0}
         self.done = {"mm2s": dut.mm2s_done, "s2mm": dut.s2mm_done}
 
     async def reset(self) -> None:
-        from cocotbext.axi import AxiLiteBus, AxiLiteMaster
-
         for _ in range(RESET_CYCLES):
             await RisingEdge(self.clk)
         self.dut.rst.value = 0
         await FallingEdge(self.clk)
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(self.dut, "s_axi_ctrl"), self.clk)
 
     def cycle(self) -> int:
         return int(self.dut.cycle.value)
@@ -92,10 +160,15 @@ class _Server:
                 "simulator": cocotb.SIM_NAME}, b""
 
     async def op_read(self, req, blob):
-        return {"value": int(await self.axil.read_dword(int(req["addr"])))}, b""
+        value, resp = await self.axil.read(int(req["addr"]))
+        if resp:
+            raise RuntimeError(f"AXI-Lite read of 0x{int(req['addr']):x} answered RRESP={resp}")
+        return {"value": value}, b""
 
     async def op_write(self, req, blob):
-        await self.axil.write_dword(int(req["addr"]), int(req["value"]) & 0xFFFFFFFF)
+        resp = await self.axil.write(int(req["addr"]), int(req["value"]))
+        if resp:
+            raise RuntimeError(f"AXI-Lite write to 0x{int(req['addr']):x} answered BRESP={resp}")
         return {}, b""
 
     async def _start(self, chan: str, length_sig, beats: int) -> None:
