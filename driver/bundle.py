@@ -2,8 +2,9 @@
 
 Loading checks everything before any DMA: the manifest parses, its format versions match
 this software, every listed file exists with the recorded size and sha256, the programs
-decode under the bundle's hardware config, and inputs/expected outputs have the shapes
-the program needs. Every failure is a :class:`BundleError` naming the file and the fix.
+decode under the bundle's hardware config, the files derived from the program agree with
+it, and inputs/expected outputs have the shapes the program needs. Every failure is a
+:class:`BundleError` naming the file and the fix.
 Layout: docs/bundle.md. numpy only.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import contract as C
-from .program import HwConfig, Program, ProgramError, decode_program
+from .program import F_AVG, F_MAXRED, GROUP_END, HwConfig, Program, ProgramError, decode_program, store_hex
 
 BUNDLE_FORMAT = "zeroskip-bundle"
 BUNDLE_VERSION = 1
@@ -135,7 +136,8 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{mpath}: manifest is not valid JSON ({e}); re-export the bundle") from None
     if not isinstance(man, dict) or man.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{mpath}: not a zeroskip bundle manifest (format={man.get('format') if isinstance(man, dict) else None!r})")
+        fmt = man.get("format") if isinstance(man, dict) else None
+        raise BundleError(f"{mpath}: not a zeroskip bundle manifest (format={fmt!r}); re-export the bundle")
     if man.get("bundle_version") != BUNDLE_VERSION:
         raise BundleError(f"{mpath}: bundle version {man.get('bundle_version')}, this zeroskip reads version "
                           f"{BUNDLE_VERSION}: re-export the bundle with this zeroskip version")
@@ -150,8 +152,10 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
             raise BundleError(f"{mpath}: manifest lists no {name}; re-export the bundle")
     for name, rec in files.items():
         fp = path / name
+        if not isinstance(rec, dict):
+            raise BundleError(f"{mpath}: the entry of {name} has no size and sha256; re-export the bundle")
         if Path(name).name != name:
-            raise BundleError(f"{mpath}: file name {name!r} is not a plain file name")
+            raise BundleError(f"{mpath}: file name {name!r} is not a plain file name; re-export the bundle")
         if not fp.is_file():
             raise BundleError(f"{fp}: missing file listed in the manifest; copy the whole bundle folder again")
         if verify:
@@ -175,9 +179,16 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
         except ProgramError as e:
             raise BundleError(f"{path / nm}: the program does not decode: {e}; re-export the bundle") from None
     inputs = _load_npy(path / "inputs.npy", np.int8, 4)
+    if int(man.get("n_samples", inputs.shape[0])) != inputs.shape[0]:
+        raise BundleError(f"{path / 'inputs.npy'}: {inputs.shape[0]} images, the manifest says n_samples="
+                          f"{man.get('n_samples')}; re-export the bundle")
     expected = _load_npy(path / "expected.npy", np.int32, 2)
-    labels = _load_npy(path / "labels.npy", None, 1) if (path / "labels.npy").is_file() else None
+    labels = _load_npy(path / "labels.npy", None, 1) if "labels.npy" in files else None
+    if labels is not None and labels.shape[0] != inputs.shape[0]:
+        raise BundleError(f"{path / 'labels.npy'}: {labels.shape[0]} labels for {inputs.shape[0]} images; "
+                          "re-export the bundle")
     prog = progs[0]
+    _check_derived(path, beats, prog, hw)
     lay = man.get("input_layout", {})
     if tuple(lay.get("shape", ())) != tuple(inputs.shape[1:]) or int(lay.get("in_bytes", -1)) != prog.in_bytes:
         raise BundleError(f"{path / 'inputs.npy'}: images of shape {inputs.shape[1:]} do not match the input layout "
@@ -187,6 +198,86 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
                           "re-export the bundle")
     return Bundle(path=path, manifest=man, hw=hw, program_beats=beats, dense_beats=dense, program=prog,
                   dense_program=progs[1], inputs=inputs, expected=expected, labels=labels)
+
+
+def _check_derived(path: Path, beats: np.ndarray, prog: Program, hw: HwConfig) -> None:
+    """The files derived from the program agree with it: ``program.hex`` is program.bin in
+    hex, ``weight_store.hex`` the store it loads, and the inspection arrays match their
+    metadata. A bundle whose files all match the manifest but not one another was
+    assembled from two exports or edited."""
+    fix = "the bundle mixes files of different exports or was edited: re-export it"
+    p = path / "program.hex"
+    try:
+        words = [int(w, 16) for w in p.read_text().split()]
+    except (ValueError, UnicodeDecodeError):
+        raise BundleError(f"{p}: not one 64-bit hex word per line; {fix}") from None
+    if words != [int(b) for b in beats]:
+        raise BundleError(f"{p}: differs from program.bin; {fix}")
+    p = path / "weight_store.hex"
+    try:
+        text = p.read_text()
+    except UnicodeDecodeError:
+        text = None
+    if text != store_hex(prog, hw):
+        raise BundleError(f"{p}: not the weight store program.bin loads; {fix}")
+    p = path / "weights_metadata.json"
+    try:
+        meta = json.loads(p.read_text())
+        segs = [seg for layer in meta["layers"] for seg in layer["channel_segments"]]
+        total = sum(int(n) for _, n in segs)
+        bounds_ok = all(0 <= int(o) and int(o) + int(n) <= total for o, n in segs)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise BundleError(f"{p}: not the inspection metadata (layers / channel_segments); {fix}") from None
+    if not bounds_ok:
+        raise BundleError(f"{p}: a channel segment lies outside the weight arrays; {fix}")
+    for name, size in (("weights_indices.bin", 2 * total), ("weights_values.bin", total)):
+        q = path / name
+        if q.stat().st_size != size:
+            raise BundleError(f"{q}: {q.stat().st_size} bytes, weights_metadata.json describes {total} weights "
+                              f"({size} bytes); {fix}")
+    idx = np.frombuffer((path / "weights_indices.bin").read_bytes(), "<u2").astype(np.int64)
+    val = np.frombuffer((path / "weights_values.bin").read_bytes(), np.int8)
+    names = f"{path / 'weights_indices.bin'} / weights_values.bin"
+    if len(meta["layers"]) != len(prog.layers):
+        raise BundleError(f"{p}: {len(meta['layers'])} layers, program.bin has {len(prog.layers)}; {fix}")
+    for li, (lm, lp) in enumerate(zip(meta["layers"], prog.layers)):
+        if lp.desc.flags & (F_MAXRED | F_AVG):  # sparse pooling: window entries, no model weights
+            continue
+        shape = lm.get("shape") or []
+        taps = int(np.prod(shape[2:])) if len(shape) == 4 else 1
+        rows = _row_weights(lp)
+        if len(lm["channel_segments"]) != len(rows):
+            raise BundleError(f"{p}: layer {li} has {len(lm['channel_segments'])} channels, program.bin "
+                              f"{len(rows)}; {fix}")
+        tmask = (1 << lp.desc.tb) - 1
+        for c, (seg, (ks, ws)) in enumerate(zip(lm["channel_segments"], rows)):
+            o, n = int(seg[0]), int(seg[1])
+            pos = (ks >> lp.desc.tb) * taps + (ks & tmask)
+            if n != ks.size or not (np.array_equal(idx[o:o + n], pos) and np.array_equal(val[o:o + n], ws)):
+                raise BundleError(f"{names}: layer {li} channel {c} differs from the weights in program.bin; {fix}")
+
+
+def _row_weights(lp) -> list:
+    """(entry index k, weight) of every non-zero weight of each row of a layer program."""
+    q = lp.desc.Q
+    codes, wts = lp.codes.tolist(), lp.weights.tolist()
+    rows, e = [], 0
+    for ch in lp.channels:
+        slots, k, ks, ws = ch.n_groups * q, 0, [], []
+        s = 0
+        while s < slots:
+            c = codes[e]
+            if c == GROUP_END:
+                s += q - (s % q)
+            else:
+                k += c
+                if wts[e]:
+                    ks.append(k)
+                    ws.append(wts[e])
+                s += 1
+            e += 1
+        rows.append((np.array(ks, np.int64), np.array(ws, np.int8)))
+    return rows
 
 
 def _load_npy(p: Path, dtype, ndim: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import contract as C
 from .backend import Backend
+from .driver import ZeroSkipError
 from .registers import Registers
 
 ENV_OVERLAY = "ZEROSKIP_OVERLAY"
@@ -27,7 +28,7 @@ BITFILE = "zeroskip.bit"
 DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
 
 
-class OverlayError(RuntimeError):
+class OverlayError(ZeroSkipError):
     """The overlay files or the loaded design are not what the driver needs."""
 
 

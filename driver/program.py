@@ -402,6 +402,8 @@ def _check_layer(d: LayerDesc, hw: HwConfig, last: bool, n_out: int, beat: int) 
         bad.append(f"log2 P + log2 Q = {d.p_log2 + d.q_log2} != log2 LANES")
     if d.c_out == 0 or d.h_it == 0 or d.n_xt == 0:
         bad.append("zero C_out/h_it/n_xt")
+    if d.tb > 4:
+        bad.append(f"tb={d.tb} > 4 (at most 16 taps per input channel)")
     if d.pool and (d.P < 2 or d.h_it % 2):
         bad.append("POOL needs P >= 2 and even h_it")
     if d.out != last:
@@ -418,6 +420,8 @@ def _check_layer(d: LayerDesc, hw: HwConfig, last: bool, n_out: int, beat: int) 
         bad.append("MAXRED and AVG together")
     if (d.in_list or d.out_list) and not d.sites:
         bad.append("site lists on a non-SITES layer")
+    if hw.site_cap == 0 and (d.flags & (ALL_FLAGS & ~(F_RELU | F_POOL | F_OUT)) or d.in_list or d.out_list):
+        bad.append("sparse-pixel flags or site lists on an overlay without sparse-pixel support")
     for nm in ("in_base", "out_base", "clear_base", "in_row_stride", "out_row_stride", "in_ch_stride",
                "out_ch_stride"):
         if getattr(d, nm) >= hw.act_bytes:

@@ -25,6 +25,28 @@ def _log(args, *msg) -> None:
         print(*msg, flush=True)
 
 
+def _count(minimum: int):
+    """argparse type: an integer >= ``minimum`` (a one-line usage error otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        return v
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _out_dir(args) -> Path:
+    """``--out`` as a folder: created if missing; a file of that name is a one-line error."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: is a file, not a folder")
+    return out
+
+
 def _hw(args):
     from zeroskip.driver.program import HwConfig
 
@@ -92,7 +114,10 @@ def _write_plots(out: Path, bundle, s: dict, run) -> None:
     for i, lay in enumerate(pred):
         layers.append({"name": bundle.manifest.get("model", {}).get("layer_names", [None] * len(pred))[i]
                        or f"L{i} P{lay['P']}xQ{lay['Q']}", **lay})
-    title = f"{s['dataset']} · sparsity {s['sparsity']:.2f} · LANES={s['lanes']}"
+    parts = [s.get("dataset") or "model"]
+    if isinstance(s.get("sparsity"), (int, float)):
+        parts.append(f"sparsity {s['sparsity']:.2f}")
+    title = " · ".join(parts + [f"LANES={s['lanes']}"])
     plots.plot_mac_ops(layers, out / "mac_ops.png", title=f"MACs per layer · {title}")
     ov_s = s["cycles_predicted"] - sum(lay["cycles_sparse"] for lay in layers)
     ov_d = run.cycles_dense_predicted - sum(lay["cycles_dense"] for lay in layers)
@@ -139,7 +164,7 @@ def _run_and_report(args, bundle_path: Path, out: Path, extra: dict | None = Non
 # -- commands ---------------------------------------------------------------------------------
 
 def cmd_demo(args) -> int:
-    out = Path(args.out)
+    out = _out_dir(args)
     t = time.perf_counter()
     tr = _trained(args)
     path = _export(args, tr, out)
@@ -151,8 +176,8 @@ def cmd_demo(args) -> int:
 def cmd_train(args) -> int:
     from .pipeline import save_qmodel
 
+    out = _out_dir(args) / "model"
     tr = _trained(args)
-    out = Path(args.out) / "model"
     out.mkdir(parents=True, exist_ok=True)
     save_qmodel(out / "qmodel", tr.qmodel)
     (out / "train.json").write_text(json.dumps({
@@ -163,13 +188,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
+    out = _out_dir(args)
     tr = _trained(args)
-    _export(args, tr, Path(args.out))
+    _export(args, tr, out)
     return 0
 
 
 def cmd_run(args) -> int:
-    _run_and_report(args, Path(args.bundle), Path(args.out))
+    _run_and_report(args, Path(args.bundle), _out_dir(args))
     return 0
 
 
@@ -210,7 +236,7 @@ def cmd_sweep(args) -> int:
                      "accuracy_int8": tr.accuracy_int8, "cycles_sparse": ts["total"], "cycles_dense": td["total"],
                      "speedup": td["total"] / ts["total"], "mac_utilization": ts["macs"] / (hw.lanes * ts["total"]),
                      "weight_ratio": wc / wd})
-    out = Path(args.out)
+    out = _out_dir(args)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(rows, indent=1))
     plots.plot_sweep(rows, out / "sweep.png", title=f"{args.dataset} · LANES={hw.lanes} (golden-model cycles)")
@@ -242,14 +268,14 @@ def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, bac
                             "sparse detector images (with --model sparsepixels, its default)")
         p.add_argument("--model", default="tiny", choices=("tiny", "sparsepixels"),
                        help="TinyCNN (default) or the sparse-pixel CNN for detector images")
-        p.add_argument("--n-max", type=int, default=20, help="sparse-pixel input reduce: active pixels kept (20)")
+        p.add_argument("--n-max", type=_count(1), default=20, help="sparse-pixel input reduce: active pixels kept (20)")
         p.add_argument("--input-mode", default="sites", choices=("sites", "reduce"),
                        help="sparse-pixel input: pre-reduced sites from the driver, or reduced by the engine")
         p.add_argument("--sparsity", type=float, default=0.70, help="global L1 pruning target (default 0.70)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        p.add_argument("--epochs", type=int, default=None, help="training epochs (default: per dataset)")
-        p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs after pruning")
-        p.add_argument("--n-samples", type=int, default=None, help="test images in the bundle (default: all)")
+        p.add_argument("--epochs", type=_count(0), default=None, help="training epochs (default: per dataset)")
+        p.add_argument("--finetune-epochs", type=_count(0), default=None, help="fine-tuning epochs after pruning")
+        p.add_argument("--n-samples", type=_count(1), default=None, help="test images in the bundle (default: all)")
         p.add_argument("--no-cache", action="store_true", help="retrain instead of using the cached model")
     if hw:
         p.add_argument("--lanes", type=int, default=8, choices=(4, 8, 16), help="engine MAC lanes (default 8)")

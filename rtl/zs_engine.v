@@ -456,6 +456,7 @@ act_mem_inst (
  * Output stream
  */
 wire        res_block_done;
+wire        out_tvalid;
 wire        resp_active = (state_reg == S_RESP);
 wire [31:0] resp_info = (load_cmd_reg && code_reg == `ZS_ERR_OK) ? pkt_idx_reg : eidx_reg;
 wire [63:0] resp_data = {resp_info[23:0], code_reg, load_cmd_reg ? `ZS_ACK_MAGIC : `ZS_ERR_MAGIC};
@@ -478,10 +479,13 @@ stream_out_inst (
     .resp_data(resp_data),
     .block_done(res_block_done),
     .m_axis_tdata(m_axis_tdata),
-    .m_axis_tvalid(m_axis_tvalid),
+    .m_axis_tvalid(out_tvalid),
     .m_axis_tready(m_axis_tready),
     .m_axis_tlast(m_axis_tlast)
 );
+
+// SOFT_RESET stops both streams in its cycle: no output beat is handed over then
+assign m_axis_tvalid = out_tvalid && !cmd_soft_reset;
 
 wire m_fire = m_axis_tvalid && m_axis_tready;
 

@@ -343,14 +343,16 @@ def build(toplevel: str = "zeroskip_top", params: Mapping[str, object] | None = 
 def run(toplevel: str, test_module: str, params: Mapping[str, object] | None = None,
         simulator: str = "verilator", *, testcase: str | None = None, extra_env: Mapping[str, str] | None = None,
         test_dir: str | os.PathLike | None = None, seed: int | None = None, waves: bool = False,
-        extra_sources: Iterable[str | os.PathLike] = (), quiet: bool = True) -> Path:
+        extra_sources: Iterable[str | os.PathLike] = (), defines: Mapping[str, object] | None = None,
+        quiet: bool = True) -> Path:
     """Run the cocotb tests of ``test_module`` on the cached build; returns the results file.
 
     Under pytest a failing cocotb test fails the calling test (the runner raises).
     ``test_dir`` (default: a fresh directory in the build) is where the simulator runs.
     """
     params = dict(params or {})
-    bdir = build(toplevel, params, simulator, extra_sources=extra_sources, waves=waves, quiet=quiet)
+    bdir = build(toplevel, params, simulator, extra_sources=extra_sources, defines=defines, waves=waves,
+                 quiet=quiet)
     if test_dir is None:
         test_dir = bdir / "runs" / f"{os.getpid()}-{time.monotonic_ns()}"
     test_dir = Path(test_dir)
@@ -366,6 +368,22 @@ def run(toplevel: str, test_module: str, params: Mapping[str, object] | None = N
         return runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                            build_dir=str(bdir), test_dir=str(test_dir), parameters=params, testcase=testcase,
                            seed=seed, extra_env=env, waves=waves, timescale=("1ns", "1ps"))
+
+
+def xilinx_cells_sim() -> Path:
+    """Yosys's simulation models of the Xilinx primitives (``DSP48E1``, ...): simulating the
+    RTL with ``SYNTHESIS`` defined and this file runs the primitives synthesis maps to."""
+    import subprocess
+
+    try:
+        datdir = subprocess.run(["yosys-config", "--datdir"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        datdir = "/usr/share/yosys"
+    path = Path(datdir) / "xilinx" / "cells_sim.v"
+    if not path.is_file():
+        raise BuildError(f"{path} not found: install yosys (apt-get install yosys)")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

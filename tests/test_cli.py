@@ -79,3 +79,90 @@ def test_argparse_errors_exit_nonzero():
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = zs("frobnicate")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------- bad files: one line, before any run
+
+@pytest.mark.parametrize("name,fault,needle", [
+    ("program.bin", "flip", "program.bin"),
+    ("program.bin", "truncate", "program.bin"),
+    ("program_dense.bin", "missing", "program_dense.bin: missing file"),
+    ("inputs.npy", "truncate", "inputs.npy"),
+    ("weight_store.hex", "flip", "weight_store.hex"),
+    ("manifest.json", "garbage", "manifest is not valid JSON"),
+    ("manifest.json", "missing", "missing manifest"),
+])
+def test_run_bad_bundle_file_is_one_line_and_runs_nothing(bundle, tmp_path, name, fault, needle):
+    p = bundle / name
+    if fault == "missing":
+        p.unlink()
+    elif fault == "truncate":
+        p.write_bytes(p.read_bytes()[:-9])
+    elif fault == "garbage":
+        p.write_text("{not json")
+    else:
+        raw = bytearray(p.read_bytes())
+        raw[len(raw) // 2] ^= 0x10
+        p.write_bytes(bytes(raw))
+    out = tmp_path / "o"
+    line = _one_line_error(zs("run", str(bundle), "--backend", "model", "--out", str(out)))
+    assert needle in line
+    assert "re-export" in line or "copy the" in line
+    assert not out.exists()     # refused before the backend ran anything
+
+
+def test_run_file_instead_of_bundle_folder(tmp_path):
+    f = tmp_path / "program.bin"
+    f.write_bytes(b"\0" * 16)
+    line = _one_line_error(zs("run", str(f), "--backend", "model", "--out", str(tmp_path / "o")))
+    assert "not a bundle folder" in line
+
+
+def test_run_bundle_beyond_overlay_capacity(bundle, tmp_path):
+    """The bundle's program needs more than the configuration it names: refused, one line."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["hw"]["w_slots"] = 8
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    line = _one_line_error(zs("run", str(bundle), "--backend", "model", "--out", str(tmp_path / "o")))
+    assert "CAPACITY" in line and "program.bin" in line
+
+
+# Bad arguments that reach past argparse, and files where a folder is expected.
+
+def test_run_board_backend_without_overlay_is_one_line(bundle, tmp_path):
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "zeroskip.host.cli", "run", str(bundle), "--backend", "board",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "ZEROSKIP_OVERLAY": str(tmp_path / "no-overlay")})
+    line = _one_line_error(r)
+    assert "no overlay bitstream" in line
+
+
+def test_run_out_is_a_file_is_one_line(bundle, tmp_path):
+    f = tmp_path / "out-file"
+    f.write_text("")
+    line = _one_line_error(zs("run", str(bundle), "--backend", "model", "--out", str(f)))
+    assert "out-file" in line
+
+
+def test_run_bundle_exported_without_model_info(bundle, tmp_path):
+    """A bundle written by export_bundle() without model information (no dataset or
+    sparsity in the manifest) runs and reports."""
+    r = zs("run", str(bundle), "--backend", "model", "--out", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-500:]
+    assert (tmp_path / "o" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--epochs", "-1"], "--epochs"),
+    (["export", "--n-samples", "-3"], "--n-samples"),
+    (["export", "--model", "sparsepixels", "--n-max", "0"], "--n-max"),
+])
+def test_bad_counts_are_refused_before_training(args, needle, tmp_path):
+    """Negative or zero counts: a usage error naming the option (exit 2, no traceback),
+    before anything is trained or written."""
+    r = zs(*args, "--out", str(tmp_path / "o"), "--quiet", timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-500:]
+    assert needle in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()

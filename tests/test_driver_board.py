@@ -280,3 +280,130 @@ def test_driver_imports_and_runs_without_torch(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- robustness over pynq's classes
+
+class CountingDevice(FakeDevice):
+    """FakeDevice that counts DMA starts and can leave the send channel hanging (a
+    stream that never takes the data)."""
+
+    def __init__(self, overlay, hang_send=False):
+        super().__init__(overlay)
+        self.starts = 0
+        self.hang_send = hang_send
+
+    def _dma_write(self, off, value):
+        base = 0x30 if off >= 0x30 else 0x00
+        if off - base == 0x28:
+            self.starts += 1
+            if base == 0x00 and self.hang_send:
+                self.ch[base].update(busy=True, idle=False, len=value, got=[])
+                return
+        super()._dma_write(off, value)
+
+
+def counting_backend(dma_class, overlay, timeout=2.0, **kw):
+    dev = CountingDevice(overlay, **kw)
+    ip = ZeroSkipIP({"phys_addr": IP_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}})
+    dma = dma_class({
+        "phys_addr": DMA_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}, "type": DMA_VLNV,
+        "parameters": {"c_include_mm2s": "1", "c_include_s2mm": "1", "c_include_sg": "0", "c_micro_dma": "0",
+                       "c_m_axi_mm2s_data_width": "64", "c_m_axi_s2mm_data_width": "64",
+                       "c_sg_length_width": "26"}})
+    be = Backend(kind="board", ip=ip, dma=dma, allocate=lambda shape, dtype: pynq.allocate(shape, dtype, target=dev),
+                 default_timeout=timeout, description="pynq classes on a counting device")
+    return be, dev
+
+
+def test_send_channel_timeout_over_pynq_dma_resets_and_recovers(dma_class, workload):
+    """The engine never takes the program (send channel stuck): DmaTimeout within the
+    timeout naming the send channel, DMA and engine reset, then the overlay works."""
+    import time
+
+    _, beats, xp, ref = workload
+    be, dev = counting_backend(dma_class, ModelOverlay(), timeout=0.3, hang_send=True)
+    zs = ZeroSkip(be)
+    t0 = time.monotonic()
+    with pytest.raises(DmaTimeout, match=r"LOAD: the DMA send and receive channel did not complete within 0.3 s"):
+        zs.load_program(beats)
+    assert time.monotonic() - t0 < 2.0
+    assert not zs.status().busy
+    dev.hang_send = False
+    zs.load_program(beats)
+    np.testing.assert_array_equal(zs.run(xp).outputs, ref)
+
+
+@pytest.fixture()
+def lanes8_bundle(tmp_path):
+    import npref
+    from zeroskip.driver.program import HwConfig
+    from zeroskip.host.export import export_bundle
+    from zeroskip.host.randnet import random_input, random_qmodel
+
+    rng = np.random.default_rng(21)
+    model = random_qmodel(rng, input_shape=(1, 8, 8), n_conv=2, sparsity=0.5)
+    x = random_input(rng, model, 4)
+    return export_bundle(tmp_path / "b", model, HwConfig(lanes=8), x, npref.forward(model, x))
+
+
+@pytest.mark.parametrize("overlay_hw,needle", [
+    ({"lanes": 16}, r"bundle built for LANES=8, overlay has LANES=16: recompile with --lanes 16"),
+    ({"lanes": 4}, r"bundle built for LANES=8, overlay has LANES=4: recompile with --lanes 4"),
+    ({"w_slots": 16, "ch_cap": 2}, r"weight slots \d+ > 16; channel records \d+ > 2.*build the overlay"),
+    ({"out_cap": 1}, r"outputs \d+ > 1"),
+])
+def test_bundle_for_another_overlay_is_refused_before_dma(dma_class, lanes8_bundle, overlay_hw, needle):
+    """run_bundle over pynq's classes: a bundle for another LANES or larger capacities is
+    refused with the fix before a single DMA transfer starts."""
+    from zeroskip.driver import ConfigMismatch
+    from zeroskip.driver.bundle import load_bundle
+    from zeroskip.driver.program import HwConfig
+    from zeroskip.driver.runner import run_bundle
+
+    be, dev = counting_backend(dma_class, ModelOverlay(HwConfig(**overlay_hw)))
+    with pytest.raises(ConfigMismatch, match=needle):
+        run_bundle(load_bundle(lanes8_bundle), backend_obj=be, quiet=True)
+    assert dev.starts == 0 and dev.flushes == 0
+
+
+def test_open_board_without_hwh_never_loads_the_bitstream(tmp_path, monkeypatch):
+    """The public entry point refuses a .bit without its .hwh before pynq.Overlay is built."""
+    from zeroskip.driver.overlay import open_board
+
+    (tmp_path / "zeroskip.bit").write_bytes(b"\0")
+
+    def no_overlay(*a, **k):
+        raise AssertionError("pynq.Overlay must not be created")
+
+    monkeypatch.setattr(pynq, "Overlay", no_overlay)
+    with pytest.raises(OverlayError, match="zeroskip.hwh is missing next to"):
+        open_board(tmp_path / "zeroskip.bit")
+    monkeypatch.setenv("ZEROSKIP_OVERLAY", str(tmp_path / "nowhere"))
+    with pytest.raises(OverlayError, match="no overlay bitstream at .*nowhere"):
+        open_board()
+
+
+@pytest.mark.parametrize("ips,needle", [
+    ({"axi_gpio_0": "xilinx.com:ip:axi_gpio:2.0", "axi_dma_0": DMA_VLNV}, "has no zeroskip.dev:overlay:zeroskip"),
+    ({"zs_0": "zeroskip.dev:overlay:zeroskip:0.9", "axi_dma_0": DMA_VLNV}, "another version: zs_0"),
+    ({"zs_0": None}, "no axi_dma"),
+])
+def test_open_board_on_an_overlay_without_our_ip(dma_class, tmp_path, monkeypatch, ips, needle):
+    """open_board on a design whose IP dictionary (drivers assigned by pynq's own
+    _assign_drivers) lacks our engine or the DMA: OverlayError naming what is there."""
+    from zeroskip.driver.overlay import open_board
+
+    (tmp_path / "zeroskip.bit").write_bytes(b"\0")
+    (tmp_path / "zeroskip.hwh").write_text("<xml/>")
+    ip = {n: {"type": t or C.VLNV, "fullpath": n} for n, t in ips.items()}
+    desc = {"hierarchies": {}, "ip": ip}
+    _assign_drivers(desc, ignore_version=False, device=None)
+
+    class FakeOverlay:
+        def __init__(self, path, download=True):
+            self.ip_dict = desc["ip"]
+
+    monkeypatch.setattr(pynq, "Overlay", FakeOverlay)
+    with pytest.raises(OverlayError, match=needle):
+        open_board(tmp_path / "zeroskip.bit")

@@ -24,13 +24,20 @@ CONFIGS = [
                  marks=pytest.mark.xdist_group("verilator-top-L16")),
     pytest.param("icarus", {"LANES": 8, "FAULT_INJECT": 1, "ACT_BYTES": 8192, "W_SLOTS": 4096}, id="icarus-L8",
                  marks=pytest.mark.xdist_group("icarus-top-L8")),
+    # the synthesis view: SYNTHESIS defined, so the accumulators and counters are the
+    # DSP48E1 instances Yosys and Vivado map, simulated with Yosys's primitive models
+    pytest.param("icarus", {"LANES": 8, "FAULT_INJECT": 1, "ACT_BYTES": 8192, "W_SLOTS": 4096}, id="icarus-L8-synth",
+                 marks=pytest.mark.xdist_group("icarus-top-L8-synth")),
 ]
 
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("simulator,params", CONFIGS)
-def test_zeroskip_top(simulator, params, tmp_path):
+def test_zeroskip_top(simulator, params, tmp_path, request):
     fuzz = os.environ.get("ZEROSKIP_FUZZ") == "1"
     nets = {"verilator": (20, 200), "icarus": (3, 20)}[simulator][int(fuzz)]
+    synth = request.node.callspec.id.endswith("-synth")
     simbuild.run("zeroskip_top", MODULE, params, simulator, test_dir=tmp_path,
-                 extra_env={"ZEROSKIP_TOP_NETS": str(nets)})
+                 extra_env={"ZEROSKIP_TOP_NETS": str(nets)},
+                 defines={"SYNTHESIS": 1} if synth else None,
+                 extra_sources=[simbuild.xilinx_cells_sim()] if synth else ())
