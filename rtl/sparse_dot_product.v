@@ -13,6 +13,12 @@
 // Latency: in_* at cycle u, out_valid/out_acc at u + 5
 //   u+1 lane input registers, u+2 products, u+3 tree levels 1-2,
 //   u+4 tree levels 3-4 and group select, u+5 accumulators.
+//
+// cfg_maxred (sparse-pixel MAXRED, P = 1): accumulator 0 takes the maximum of the
+// activations of the lanes with a non-zero weight (-128 when there is none) instead
+// of the sum, and the maximum over the row's groups. The maximum is found bit by bit
+// from the MSB (offset binary): keep the candidate lanes that have the bit set when
+// any has it; four bits per pipeline stage, alongside the adder tree.
 
 // Language: Verilog 2005
 
@@ -23,7 +29,9 @@
 module sparse_dot_product #
 (
     // MAC lanes per tile (4, 8 or 16)
-    parameter LANES = 8
+    parameter LANES  = 8,
+    // 1 builds the MAXRED maximum
+    parameter MAXRED = 1
 )
 (
     input  wire                  clk,
@@ -33,6 +41,7 @@ module sparse_dot_product #
      * Layer configuration (constant while tiles are in flight)
      */
     input  wire [2:0]            cfg_log2q,
+    input  wire                  cfg_maxred,
 
     /*
      * Tile in
@@ -170,15 +179,87 @@ always @(posedge clk) begin
     tree_b_reg <= sel_b;
 end
 
-// row accumulators
+// MAXRED maximum: u+1 offset-binary activations and candidates, u+2 after bits 7-4,
+// u+3 after bits 3-0, u+4 aligned with tree_b_reg
+wire       mx_on = (MAXRED != 0) && cfg_maxred;
+reg [7:0]  mx4_reg;
+
+generate
+if (MAXRED != 0) begin : g_max
+    reg [LANES*8-1:0] mx_a1_reg;
+    reg [LANES-1:0]   mx_c1_reg;
+    reg [LANES*4-1:0] mx_a2_reg;
+    reg [LANES-1:0]   mx_c2_reg;
+    reg [3:0]         mx_h2_reg;
+    reg [7:0]         mx3_reg;
+    reg [LANES-1:0]   c_hi, c_lo, bv;
+    reg [3:0]         r_hi, r_lo;
+    integer m, b;
+
+    always @* begin
+        c_hi = mx_c1_reg;
+        r_hi = 4'd0;
+        bv = {LANES{1'b0}};
+        for (b = 7; b >= 4; b = b - 1) begin
+            for (m = 0; m < LANES; m = m + 1) begin
+                bv[m] = mx_a1_reg[m*8 + b];
+            end
+            r_hi[b-4] = |(c_hi & bv);
+            if (r_hi[b-4]) begin
+                c_hi = c_hi & bv;
+            end
+        end
+        c_lo = mx_c2_reg;
+        r_lo = 4'd0;
+        for (b = 3; b >= 0; b = b - 1) begin
+            for (m = 0; m < LANES; m = m + 1) begin
+                bv[m] = mx_a2_reg[m*4 + b];
+            end
+            r_lo[b] = |(c_lo & bv);
+            if (r_lo[b]) begin
+                c_lo = c_lo & bv;
+            end
+        end
+    end
+
+    always @(posedge clk) begin
+        for (m = 0; m < LANES; m = m + 1) begin
+            mx_a1_reg[m*8 +: 8] <= in_a[m*8 +: 8] ^ 8'h80;
+            mx_c1_reg[m] <= |in_w[m*8 +: 8];
+            mx_a2_reg[m*4 +: 4] <= mx_a1_reg[m*8 +: 4];
+        end
+        mx_c2_reg <= c_hi;
+        mx_h2_reg <= r_hi;
+        mx3_reg <= {~mx_h2_reg[3], mx_h2_reg[2:0], r_lo};
+        mx4_reg <= mx3_reg;
+    end
+end else begin : g_no_max
+    always @(posedge clk) begin
+        mx4_reg <= 8'h80;
+    end
+end
+endgenerate
+
+// row accumulators (MAXRED: accumulator 0 loads the group maximum when it is the
+// row's first or above the row's maximum so far; the sequencer gives MAXRED rows bias 0)
 reg [LANES*32-1:0] acc_reg;
 reg                out_valid_reg;
+
+wire          mx_take = f4_reg || ($signed(mx4_reg) > $signed(acc_reg[7:0]));
+wire [SW-1:0] in0     = mx_on ? {{(SW-8){mx4_reg[7]}}, mx4_reg} : tree_b_reg[0 +: SW];
 
 always @(posedge clk) begin
     if (v4_reg) begin
         for (j = 0; j < LANES; j = j + 1) begin
-            acc_reg[j*32 +: 32] <= (f4_reg ? b4_reg : acc_reg[j*32 +: 32])
-                + {{(32-SW){tree_b_reg[j*SW+SW-1]}}, tree_b_reg[j*SW +: SW]};
+            if (j == 0) begin
+                if (!mx_on || mx_take) begin
+                    acc_reg[31:0] <= ((f4_reg || mx_on) ? b4_reg : acc_reg[31:0])
+                        + {{(32-SW){in0[SW-1]}}, in0};
+                end
+            end else begin
+                acc_reg[j*32 +: 32] <= (f4_reg ? b4_reg : acc_reg[j*32 +: 32])
+                    + {{(32-SW){tree_b_reg[j*SW+SW-1]}}, tree_b_reg[j*SW +: SW]};
+            end
         end
     end
     if (rst) begin
