@@ -145,7 +145,6 @@ end
 
 // second half: levels 3 and 4 (when LANES allows Q = 8, 16) and the final select
 reg [LANES*SW-1:0] lv3, lv4, sel_b;
-reg [LANES*SW-1:0] tree_b_reg;
 
 always @* begin
     lv3 = {LANES*SW{1'b0}};
@@ -166,21 +165,12 @@ always @* begin
     end
 end
 
-always @(posedge clk) begin
-    tree_b_reg <= sel_b;
-end
-
-// row accumulators
-reg [LANES*32-1:0] acc_reg;
-reg                out_valid_reg;
+// row accumulators: accumulator j loads bias + sum on a row's first group and
+// adds the sum on later groups (tree_b_reg is the registered group sum)
+wire [LANES*32-1:0] acc_out;
+reg                 out_valid_reg;
 
 always @(posedge clk) begin
-    if (v4_reg) begin
-        for (j = 0; j < LANES; j = j + 1) begin
-            acc_reg[j*32 +: 32] <= (f4_reg ? b4_reg : acc_reg[j*32 +: 32])
-                + {{(32-SW){tree_b_reg[j*SW+SW-1]}}, tree_b_reg[j*SW +: SW]};
-        end
-    end
     if (rst) begin
         out_valid_reg <= 1'b0;
     end else begin
@@ -188,8 +178,79 @@ always @(posedge clk) begin
     end
 end
 
+`ifdef SYNTHESIS
+
+// In synthesis each accumulator is the ALU of a DSP48E1 (no multiplier):
+// the A:B registers are tree_b_reg, the P register is the accumulator and the
+// dynamic OPMODE adds the sum to C (bias, first group) or to P (later groups),
+// so the 32-bit adders and their bias multiplexers stay out of the fabric.
+// The DSP adds 48 bits; the low 32 are the int32 sum.
+genvar ga;
+generate
+for (ga = 0; ga < LANES; ga = ga + 1) begin : g_acc
+    wire [47:0] ab = {{(48-SW){sel_b[ga*SW+SW-1]}}, sel_b[ga*SW +: SW]};
+    wire [47:0] p;
+    DSP48E1 #(
+        .USE_MULT("NONE"),
+        .USE_DPORT("FALSE"),
+        .USE_SIMD("ONE48"),
+        .A_INPUT("DIRECT"),
+        .B_INPUT("DIRECT"),
+        .AREG(1), .ACASCREG(1), .BREG(1), .BCASCREG(1),
+        .ADREG(0), .DREG(0), .MREG(0), .CREG(0), .PREG(1),
+        .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0), .INMODEREG(0)
+    )
+    acc_dsp (
+        .CLK(clk),
+        .A(ab[47:18]),
+        .B(ab[17:0]),
+        .C({{16{b4_reg[31]}}, b4_reg}),
+        .D(25'd0),
+        .PCIN(48'd0),
+        .ACIN(30'd0),
+        .BCIN(18'd0),
+        .CARRYCASCIN(1'b0),
+        .MULTSIGNIN(1'b0),
+        .CARRYIN(1'b0),
+        .CARRYINSEL(3'b000),
+        .INMODE(5'b00000),
+        .ALUMODE(4'b0000),
+        .OPMODE(f4_reg ? 7'b0110011 : 7'b0100011),   // Z = C or P, Y = 0, X = A:B
+        .CEA1(1'b1), .CEA2(1'b1), .CEB1(1'b1), .CEB2(1'b1),
+        .CEAD(1'b0), .CED(1'b0), .CEM(1'b0), .CEC(1'b0),
+        .CEP(v4_reg),
+        .CECTRL(1'b0), .CEALUMODE(1'b0), .CECARRYIN(1'b0), .CEINMODE(1'b0),
+        .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(1'b0),
+        .RSTCTRL(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0), .RSTINMODE(1'b0),
+        .P(p),
+        .ACOUT(), .BCOUT(), .PCOUT(), .CARRYOUT(), .CARRYCASCOUT(), .MULTSIGNOUT(),
+        .OVERFLOW(), .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT()
+    );
+    assign acc_out[ga*32 +: 32] = p[31:0];
+end
+endgenerate
+
+`else
+
+reg [LANES*SW-1:0] tree_b_reg;
+reg [LANES*32-1:0] acc_reg;
+
+always @(posedge clk) begin
+    tree_b_reg <= sel_b;
+    if (v4_reg) begin
+        for (j = 0; j < LANES; j = j + 1) begin
+            acc_reg[j*32 +: 32] <= (f4_reg ? b4_reg : acc_reg[j*32 +: 32])
+                + {{(32-SW){tree_b_reg[j*SW+SW-1]}}, tree_b_reg[j*SW +: SW]};
+        end
+    end
+end
+
+assign acc_out = acc_reg;
+
+`endif
+
 assign out_valid = out_valid_reg;
-assign out_acc   = acc_reg;
+assign out_acc   = acc_out;
 
 // lanes run with accumulation off; their own valid/accumulator outputs are spare
 wire unused_ok = &{1'b0, prod_valid_unused, acc_valid_unused, acc_unused};
