@@ -241,15 +241,17 @@ wire [ADDR_W-1:0] row_step = f_pool ? {in_rstride[ADDR_W-2:0], 1'b0} : in_rstrid
 wire [SLOT_W-1:0] q_step   = {{(SLOT_W-1){1'b0}}, 1'b1} << log2q;
 wire [16:0] p_step   = 17'd1 << log2p;
 
+// last values of the loop counters, registered at the end of SETUP
+reg [15:0] t_end_reg;
+reg [15:0] yo_end_reg;
+reg [15:0] c_end_reg;
 reg        first_reg;          // first group of the tile
 
 wire g_last    = (g_reg == 24'd1);   // g_reg counts the groups left
-// last values: the incremented counter reaches the loop's count (the
-// increment is the counter's own adder)
-wire t_last    = (t_reg + 16'd1 == n_xt);
-wire yo_last   = (yo_reg + 16'd1 == yo_n);
+wire t_last    = (t_reg == t_end_reg);
+wire yo_last   = (yo_reg == yo_end_reg);
 wire tile_last = yo_last && t_last && (!f_pool || ph_reg);
-wire c_last    = (c_reg + 16'd1 == c_out);
+wire c_last    = (c_reg == c_end_reg);
 
 wire [31:0]       h_bias = head[31:0];
 wire [15:0]       h_m    = head[47:32];
@@ -275,6 +277,12 @@ always @(posedge clk) begin
             8'd4: d3_reg <= desc_rd_data;
             default: ;
         endcase
+    end
+
+    if (setup_last) begin
+        t_end_reg <= n_xt - 16'd1;
+        yo_end_reg <= yo_n - 16'd1;
+        c_end_reg <= c_out - 16'd1;
     end
 
     // start of a channel: first issue state
