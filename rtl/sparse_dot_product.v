@@ -123,6 +123,7 @@ end
 // or above P carry whatever is cheapest, their accumulators are not used)
 reg [LANES*SW-1:0] lv0, lv1, lv2, sel_a;
 reg [LANES*SW-1:0] tree_a_reg;
+reg [LANES*SW-1:0] tree_b_reg;
 integer j;
 
 always @* begin
@@ -154,7 +155,6 @@ end
 
 // second half: levels 3 and 4 (when LANES allows Q = 8, 16) and the final select
 reg [LANES*SW-1:0] lv3, lv4, sel_b;
-reg [LANES*SW-1:0] tree_b_reg;
 
 always @* begin
     lv3 = {LANES*SW{1'b0}};
@@ -240,28 +240,22 @@ end else begin : g_no_max
 end
 endgenerate
 
-// row accumulators (MAXRED: accumulator 0 loads the group maximum when it is the
-// row's first or above the row's maximum so far; the sequencer gives MAXRED rows bias 0)
-reg [LANES*32-1:0] acc_reg;
-reg                out_valid_reg;
+// row accumulators: accumulator j loads bias + sum on a row's first group and adds
+// the sum on later groups (tree_b_reg is the registered group sum). MAXRED:
+// accumulator 0 loads the group maximum when it is the row's first or above the
+// row's maximum so far (the sequencer gives MAXRED rows bias 0).
+wire [LANES*32-1:0] acc_out;
+reg                 out_valid_reg;
 
-wire          mx_take = f4_reg || ($signed(mx4_reg) > $signed(acc_reg[7:0]));
+wire          mx_take = f4_reg || ($signed(mx4_reg) > $signed(acc_out[7:0]));
 wire [SW-1:0] in0     = mx_on ? {{(SW-8){mx4_reg[7]}}, mx4_reg} : tree_b_reg[0 +: SW];
 
+// per accumulator: the addend, the enable and whether the sum starts from the bias
+wire [LANES*SW-1:0] acc_in  = {tree_b_reg[LANES*SW-1:SW], in0};
+wire [LANES-1:0]    acc_ce  = {{(LANES-1){v4_reg}}, v4_reg && (!mx_on || mx_take)};
+wire [LANES-1:0]    acc_ld  = {{(LANES-1){f4_reg}}, f4_reg || mx_on};
+
 always @(posedge clk) begin
-    if (v4_reg) begin
-        for (j = 0; j < LANES; j = j + 1) begin
-            if (j == 0) begin
-                if (!mx_on || mx_take) begin
-                    acc_reg[31:0] <= ((f4_reg || mx_on) ? b4_reg : acc_reg[31:0])
-                        + {{(32-SW){in0[SW-1]}}, in0};
-                end
-            end else begin
-                acc_reg[j*32 +: 32] <= (f4_reg ? b4_reg : acc_reg[j*32 +: 32])
-                    + {{(32-SW){tree_b_reg[j*SW+SW-1]}}, tree_b_reg[j*SW +: SW]};
-            end
-        end
-    end
     if (rst) begin
         out_valid_reg <= 1'b0;
     end else begin
@@ -269,8 +263,76 @@ always @(posedge clk) begin
     end
 end
 
+`ifdef SYNTHESIS
+
+// In synthesis each accumulator is the ALU of a DSP48E1 (no multiplier): A:B is
+// the addend, the P register the accumulator, and the dynamic OPMODE adds the
+// addend to C (bias) or to P, so the 32-bit adders and their bias multiplexers
+// stay out of the fabric. The DSP adds 48 bits; the low 32 are the int32 sum.
+genvar ga;
+generate
+for (ga = 0; ga < LANES; ga = ga + 1) begin : g_acc
+    wire [47:0] ab = {{(48-SW){acc_in[ga*SW+SW-1]}}, acc_in[ga*SW +: SW]};
+    wire [47:0] p;
+    DSP48E1 #(
+        .USE_MULT("NONE"),
+        .USE_DPORT("FALSE"),
+        .USE_SIMD("ONE48"),
+        .A_INPUT("DIRECT"),
+        .B_INPUT("DIRECT"),
+        .AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0),
+        .ADREG(0), .DREG(0), .MREG(0), .CREG(0), .PREG(1),
+        .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0), .INMODEREG(0)
+    )
+    acc_dsp (
+        .CLK(clk),
+        .A(ab[47:18]),
+        .B(ab[17:0]),
+        .C({{16{b4_reg[31]}}, b4_reg}),
+        .D(25'd0),
+        .PCIN(48'd0),
+        .ACIN(30'd0),
+        .BCIN(18'd0),
+        .CARRYCASCIN(1'b0),
+        .MULTSIGNIN(1'b0),
+        .CARRYIN(1'b0),
+        .CARRYINSEL(3'b000),
+        .INMODE(5'b00000),
+        .ALUMODE(4'b0000),
+        .OPMODE(acc_ld[ga] ? 7'b0110011 : 7'b0100011),   // Z = C or P, Y = 0, X = A:B
+        .CEA1(1'b0), .CEA2(1'b0), .CEB1(1'b0), .CEB2(1'b0),
+        .CEAD(1'b0), .CED(1'b0), .CEM(1'b0), .CEC(1'b0),
+        .CEP(acc_ce[ga]),
+        .CECTRL(1'b0), .CEALUMODE(1'b0), .CECARRYIN(1'b0), .CEINMODE(1'b0),
+        .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(1'b0),
+        .RSTCTRL(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0), .RSTINMODE(1'b0),
+        .P(p),
+        .ACOUT(), .BCOUT(), .PCOUT(), .CARRYOUT(), .CARRYCASCOUT(), .MULTSIGNOUT(),
+        .OVERFLOW(), .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT()
+    );
+    assign acc_out[ga*32 +: 32] = p[31:0];
+end
+endgenerate
+
+`else
+
+reg [LANES*32-1:0] acc_reg;
+
+always @(posedge clk) begin
+    for (j = 0; j < LANES; j = j + 1) begin
+        if (acc_ce[j]) begin
+            acc_reg[j*32 +: 32] <= (acc_ld[j] ? b4_reg : acc_reg[j*32 +: 32])
+                + {{(32-SW){acc_in[j*SW+SW-1]}}, acc_in[j*SW +: SW]};
+        end
+    end
+end
+
+assign acc_out = acc_reg;
+
+`endif
+
 assign out_valid = out_valid_reg;
-assign out_acc   = acc_reg;
+assign out_acc   = acc_out;
 
 // lanes run with accumulation off; their own valid/accumulator outputs are spare
 wire unused_ok = &{1'b0, prod_valid_unused, acc_valid_unused, acc_unused};

@@ -865,10 +865,57 @@ assign st_error      = error_reg;
 assign st_prog_valid = prog_valid_reg;
 assign st_err_code   = st_code_reg;
 assign st_state      = state_reg;
+`ifdef SYNTHESIS
+// In synthesis the four counters are DSP48E1 accumulators (P = P + C, no
+// multiplier): the same values as the registers above, without their carry
+// chains in the fabric. RSTP (priority over CEP) is the clear at reset and at
+// a command; CEP the counting enable.
+wire        cnt_clr = rst || (!cmd_soft_reset && state_reg == S_IDLE && (cmd_load || cmd_run));
+wire        cnt_ce  = !erst && cnt_en_reg;
+wire [31:0] cnt_inc [0:3];
+wire [47:0] cnt_p [0:3];
+assign cnt_inc[0] = 32'd1;
+assign cnt_inc[1] = {31'd0, (s_axis_tready && !s_axis_tvalid) || (m_axis_tvalid && !m_axis_tready)};
+assign cnt_inc[2] = {31'd0, state_reg == S_LAYERS};
+assign cnt_inc[3] = {{(31-LOG2L){1'b0}}, macs_inc};
+genvar gc;
+generate
+for (gc = 0; gc < 4; gc = gc + 1) begin : g_cnt
+    DSP48E1 #(
+        .USE_MULT("NONE"), .USE_DPORT("FALSE"), .USE_SIMD("ONE48"),
+        .AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0),
+        .ADREG(0), .DREG(0), .MREG(0), .CREG(0), .PREG(1),
+        .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0), .INMODEREG(0)
+    )
+    cnt_dsp (
+        .CLK(clk),
+        .A(30'd0), .B(18'd0), .C({16'd0, cnt_inc[gc]}), .D(25'd0),
+        .PCIN(48'd0), .ACIN(30'd0), .BCIN(18'd0),
+        .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0), .CARRYIN(1'b0), .CARRYINSEL(3'b000),
+        .INMODE(5'b00000), .ALUMODE(4'b0000),
+        .OPMODE(7'b0101100),   // Z = P, Y = C, X = 0
+        .CEA1(1'b0), .CEA2(1'b0), .CEB1(1'b0), .CEB2(1'b0),
+        .CEAD(1'b0), .CED(1'b0), .CEM(1'b0), .CEC(1'b0),
+        .CEP(cnt_ce),
+        .CECTRL(1'b0), .CEALUMODE(1'b0), .CECARRYIN(1'b0), .CEINMODE(1'b0),
+        .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(cnt_clr),
+        .RSTCTRL(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0), .RSTINMODE(1'b0),
+        .P(cnt_p[gc]),
+        .ACOUT(), .BCOUT(), .PCOUT(), .CARRYOUT(), .CARRYCASCOUT(), .MULTSIGNOUT(),
+        .OVERFLOW(), .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT()
+    );
+end
+endgenerate
+assign cnt_cycles    = cnt_p[0][31:0];
+assign cnt_stall     = cnt_p[1][31:0];
+assign cnt_compute   = cnt_p[2][31:0];
+assign cnt_macs      = cnt_p[3][31:0];
+`else
 assign cnt_cycles    = cycles_reg;
 assign cnt_stall     = stall_reg;
 assign cnt_compute   = compute_reg;
 assign cnt_macs      = macs_reg;
+`endif
 assign err_info      = err_info_reg;
 assign ev_done       = ev_done_reg;
 assign ev_error      = ev_error_reg;
