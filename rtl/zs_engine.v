@@ -176,10 +176,6 @@ reg [7:0]  m2_left_reg;       // mode 2: site beats left in the image
 reg [15:0] col_reg, row_reg, r_reg;   // mode 1: position in the grid
 reg [ROW_W-1:0] lclr_reg;
 reg [7:0]  olat_reg;
-reg [31:0] cycles_reg;
-reg [31:0] stall_reg;
-reg [31:0] compute_reg;
-reg [31:0] macs_reg;
 
 /*
  * Loader, program memories
@@ -642,28 +638,12 @@ always @(posedge clk) begin
         if (rst) begin
             prog_valid_reg <= 1'b0;
             err_info_reg <= 32'd0;
-            cycles_reg <= 32'd0;
-            stall_reg <= 32'd0;
-            compute_reg <= 32'd0;
-            macs_reg <= 32'd0;
             load_cmd_reg <= 1'b0;
             code_reg <= 8'd0;
             eidx_reg <= 32'd0;
             pkt_idx_reg <= 32'd0;
         end
     end else begin
-        // counters
-        if (cnt_en_reg) begin
-            cycles_reg <= cycles_reg + 32'd1;
-            if ((s_axis_tready && !s_axis_tvalid) || (m_axis_tvalid && !m_axis_tready)) begin
-                stall_reg <= stall_reg + 32'd1;
-            end
-            if (state_reg == S_LAYERS) begin
-                compute_reg <= compute_reg + 32'd1;
-            end
-            macs_reg <= macs_reg + {{(31-LOG2L){1'b0}}, macs_inc};
-        end
-
         if (s_fire) begin
             pkt_idx_reg <= pkt_idx_reg + 32'd1;
             if (s_axis_tlast) begin
@@ -676,10 +656,6 @@ always @(posedge clk) begin
                 if (cmd_load || cmd_run) begin
                     load_cmd_reg <= cmd_load;
                     cnt_en_reg <= 1'b1;
-                    cycles_reg <= 32'd0;
-                    stall_reg <= 32'd0;
-                    compute_reg <= 32'd0;
-                    macs_reg <= 32'd0;
                     pkt_idx_reg <= 32'd0;
                     tlast_seen_reg <= 1'b0;
                     done_reg <= 1'b0;
@@ -865,19 +841,24 @@ assign st_error      = error_reg;
 assign st_prog_valid = prog_valid_reg;
 assign st_err_code   = st_code_reg;
 assign st_state      = state_reg;
-`ifdef SYNTHESIS
-// In synthesis the four counters are DSP48E1 accumulators (P = P + C, no
-// multiplier): the same values as the registers above, without their carry
-// chains in the fabric. RSTP (priority over CEP) is the clear at reset and at
-// a command; CEP the counting enable.
+/*
+ * Counters: cleared at reset and when a command starts (a stray packet leaves
+ * them alone), counting while cnt_en_reg. cycles +1, stall +1 on an idle offer
+ * on either stream, compute +1 in S_LAYERS, macs + macs_inc.
+ */
 wire        cnt_clr = rst || (!cmd_soft_reset && state_reg == S_IDLE && (cmd_load || cmd_run));
 wire        cnt_ce  = !erst && cnt_en_reg;
 wire [31:0] cnt_inc [0:3];
-wire [47:0] cnt_p [0:3];
 assign cnt_inc[0] = 32'd1;
 assign cnt_inc[1] = {31'd0, (s_axis_tready && !s_axis_tvalid) || (m_axis_tvalid && !m_axis_tready)};
 assign cnt_inc[2] = {31'd0, state_reg == S_LAYERS};
 assign cnt_inc[3] = {{(31-LOG2L){1'b0}}, macs_inc};
+
+`ifdef SYNTHESIS
+// In synthesis the four counters are DSP48E1 accumulators (P = P + C, no
+// multiplier), without their carry chains in the fabric. RSTP (priority over
+// CEP) is the clear, CEP the counting enable.
+wire [47:0] cnt_p [0:3];
 genvar gc;
 generate
 for (gc = 0; gc < 4; gc = gc + 1) begin : g_cnt
@@ -911,10 +892,21 @@ assign cnt_stall     = cnt_p[1][31:0];
 assign cnt_compute   = cnt_p[2][31:0];
 assign cnt_macs      = cnt_p[3][31:0];
 `else
-assign cnt_cycles    = cycles_reg;
-assign cnt_stall     = stall_reg;
-assign cnt_compute   = compute_reg;
-assign cnt_macs      = macs_reg;
+reg [31:0] cnt_reg [0:3];
+integer ci;
+always @(posedge clk) begin
+    for (ci = 0; ci < 4; ci = ci + 1) begin
+        if (cnt_clr) begin
+            cnt_reg[ci] <= 32'd0;
+        end else if (cnt_ce) begin
+            cnt_reg[ci] <= cnt_reg[ci] + cnt_inc[ci];
+        end
+    end
+end
+assign cnt_cycles    = cnt_reg[0];
+assign cnt_stall     = cnt_reg[1];
+assign cnt_compute   = cnt_reg[2];
+assign cnt_macs      = cnt_reg[3];
 `endif
 assign err_info      = err_info_reg;
 assign ev_done       = ev_done_reg;
