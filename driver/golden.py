@@ -171,21 +171,28 @@ class GoldenEngine:
         pos = 0
         for i in range(batch):
             final = i == batch - 1
+            stream_err = None
             if prog.input_mode == MODE_SITES:
+                # a site packet is checked beat by beat as it streams in (n, then per
+                # beat TLAST before the site's range); sites before the failing beat are written
                 if tl < pos:
                     return self._error(E["INPUT_SHORT"], tl, out)
                 n = int(beats[pos]) & 0xFF
                 if n > prog.n_max:
                     return self._error(E["BAD_SITES"], pos, out)
                 last = pos + n
+                if tl < last or (tl == last and not final):
+                    stream_err = _Err(E["INPUT_SHORT"], tl)
+                elif final and tl > last:
+                    stream_err = _Err(E["INPUT_LONG"], last)
             else:
                 last = pos + in_beats(prog) - 1
-            if tl < last or (tl == last and not final):
-                return self._error(E["INPUT_SHORT"], tl, out)
-            if final and tl > last:
-                return self._error(E["INPUT_LONG"], last, out)
-            img = beats[pos:last + 1]
-            res = self._image(prog, img, pos)
+                if tl < last or (tl == last and not final):
+                    return self._error(E["INPUT_SHORT"], tl, out)
+                if final and tl > last:
+                    return self._error(E["INPUT_LONG"], last, out)
+            img = beats[pos:min(last, tl) + 1]
+            res = self._image(prog, img, pos, stream_err)
             if isinstance(res, _Err):
                 return self._error(res.code, res.beat, out)
             vals_out, cyc, comp, macs = res
@@ -227,9 +234,10 @@ class GoldenEngine:
         self.status_error = code
         return np.array(list(out or []) + [response_beat(C.ERR_MAGIC, code, beat)], np.uint64)
 
-    def _image(self, prog: Program, img: np.ndarray, first_beat: int):
+    def _image(self, prog: Program, img: np.ndarray, first_beat: int, stream_err: _Err | None = None):
         """Input phase + layers for one image. Returns (results, cycles, compute cycles, MACs)
-        or an :class:`_Err`."""
+        or an :class:`_Err`. ``stream_err``: a TLAST error of a site packet, reported when
+        its beat is reached (the sites before it are written)."""
         A = self.hw.act_bytes
         act = self.act
         lists: list[list[list[int]]] = [[], []]  # site lists A and B: [y, x, n]
@@ -257,7 +265,11 @@ class GoldenEngine:
             n = int(img[0]) & 0xFF
             rs, cs, p = l0.in_row_stride, l0.in_ch_stride, prog.pad
             interior = prog.in_base + p * rs + p
+            if stream_err is not None and stream_err.beat == first_beat:
+                return stream_err
             for j in range(n):
+                if stream_err is not None and stream_err.beat == first_beat + 1 + j:
+                    return stream_err
                 b = int(img[1 + j])
                 y, x = b & 0xFF, (b >> 8) & 0xFF
                 if y >= l0.h_it or x >= l0.w_valid:
@@ -266,6 +278,8 @@ class GoldenEngine:
                     v = (b >> (16 + 8 * c)) & 0xFF
                     act[(interior + c * cs + y * rs + x) % A] = v - 256 if v & 0x80 else v
                 lists[0].append([y, x, 1])
+            if stream_err is not None:
+                return stream_err
             t_in = 1 + n * prog.c_in
         # producer of the previous map, for SCRUB: (base, ch_stride, row_stride, channels, list)
         prev = None

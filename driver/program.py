@@ -420,8 +420,8 @@ def _check_layer(d: LayerDesc, hw: HwConfig, last: bool, n_out: int, beat: int) 
         bad.append("MAXRED and AVG together")
     if (d.in_list or d.out_list) and not d.sites:
         bad.append("site lists on a non-SITES layer")
-    if hw.site_cap == 0 and (d.flags & (ALL_FLAGS & ~(F_RELU | F_POOL | F_OUT)) or d.in_list or d.out_list):
-        bad.append("sparse-pixel flags or site lists on an overlay without sparse-pixel support")
+    if hw.site_cap == 0 and (d.flags & ~(F_RELU | F_POOL | F_OUT) or d.in_list or d.out_list):
+        bad.append("sparse-pixel flags on an overlay without sparse-pixel support (SITE_CAP = 0)")
     for nm in ("in_base", "out_base", "clear_base", "in_row_stride", "out_row_stride", "in_ch_stride",
                "out_ch_stride"):
         if getattr(d, nm) >= hw.act_bytes:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 PART = "xc7z020clg400-1"
 CAPACITY = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "BRAM36": 140}
-PARAMS = ("LANES", "ACT_BYTES", "W_SLOTS", "CH_CAP", "OUT_CAP", "MAX_LAYERS", "FAULT_INJECT")
+PARAMS = ("LANES", "ACT_BYTES", "W_SLOTS", "CH_CAP", "OUT_CAP", "MAX_LAYERS", "FAULT_INJECT", "SITE_CAP")
 CACHE_VERSION = 1
 
 # LUT6-equivalents per primitive: logic LUTs and LUTs used as distributed RAM / shift registers.

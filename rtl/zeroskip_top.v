@@ -28,6 +28,8 @@ module zeroskip_top #
     parameter MAX_LAYERS   = 16,
     // 1 builds the test-only FAULT register
     parameter FAULT_INJECT = 0,
+    // Entries per site list of sparse-pixel mode (power of two up to 128; 0: none)
+    parameter SITE_CAP     = 64,
     // AXI4-Lite address width
     parameter C_S_AXI_CTRL_ADDR_WIDTH = 8
 )
@@ -110,7 +112,8 @@ zs_regs #(
     .W_SLOTS(W_SLOTS),
     .CH_CAP(CH_CAP),
     .OUT_CAP(OUT_CAP),
-    .FAULT_INJECT(FAULT_INJECT)
+    .FAULT_INJECT(FAULT_INJECT),
+    .SITE_CAP(SITE_CAP)
 )
 regs_inst (
     .clk(aclk),
@@ -161,7 +164,8 @@ zs_engine #(
     .W_SLOTS(W_SLOTS),
     .CH_CAP(CH_CAP),
     .OUT_CAP(OUT_CAP),
-    .MAX_LAYERS(MAX_LAYERS)
+    .MAX_LAYERS(MAX_LAYERS),
+    .SITE_CAP(SITE_CAP)
 )
 engine_inst (
     .clk(aclk),

@@ -11,7 +11,7 @@
 `define ZS_ERR_MAGIC 32'h5A534B45
 `define ZS_REG_ID 8'h00  // ro: 0x5A534B50 ('ZSKP')
 `define ZS_REG_VERSION 8'h04  // ro: [15:0] program format version, [31:16] RTL version
-`define ZS_REG_CONFIG0 8'h08  // ro: [7:0] LANES, [15:8] log2(ACT_BYTES), [16] sparse-pixel support, [17] fault injection built in
+`define ZS_REG_CONFIG0 8'h08  // ro: [7:0] LANES, [15:8] log2(ACT_BYTES), [16] sparse-pixel support (built with SITE_CAP > 0; SITE_CAP itself is the contract default), [17] fault injection built in
 `define ZS_REG_CONFIG1 8'h0C  // ro: W_SLOTS: weight-store capacity in entries
 `define ZS_REG_CONFIG2 8'h10  // ro: [15:0] CH_CAP channel records, [31:16] OUT_CAP output values per image
 `define ZS_REG_CTRL 8'h14  // wo: write 1 to a bit: [0] LOAD arm program load, [1] RUN arm inference of BATCH images, [2] SOFT_RESET (keeps a loaded program)

@@ -28,6 +28,8 @@ module zs_datapath #
     parameter ACT_BYTES = 65536,
     // Output values per image (result RAM size)
     parameter OUT_CAP   = 256,
+    // 1 builds the sparse-pixel MAXRED maximum
+    parameter MAXRED    = 1,
     // derived
     parameter LOG2L     = $clog2(LANES),
     parameter ADDR_W    = $clog2(ACT_BYTES),
@@ -46,6 +48,7 @@ module zs_datapath #
     input  wire                   cfg_relu,
     input  wire                   cfg_pool,
     input  wire                   cfg_out,
+    input  wire                   cfg_maxred,
     input  wire                   layer_start,
 
     /*
@@ -335,12 +338,14 @@ wire                dot_valid;
 wire [LANES*32-1:0] dot_acc;
 
 sparse_dot_product #(
-    .LANES(LANES)
+    .LANES(LANES),
+    .MAXRED(MAXRED)
 )
 dot_inst (
     .clk(clk),
     .rst(rst),
     .cfg_log2q(cfg_log2q),
+    .cfg_maxred(cfg_maxred),
     .in_valid(m3_valid_reg),
     .in_first(m3_first_reg),
     .in_last(m3_last_reg),

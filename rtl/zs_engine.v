@@ -5,7 +5,8 @@
 //   1 LOAD     program packet through zs_loader
 //   2 LCLEAR   clear the activation memory (ACT_BYTES / LANES cycles)
 //   3 INPUT    one image into the activation memory (8 bytes per
-//              max(1, 8 / LANES) cycles)
+//              max(1, 8 / LANES) cycles; sparse-pixel input modes: 1 byte
+//              per cycle, see below)
 //   4 LAYERS   zs_sequencer runs every layer of the program
 //   5 OUTLAT   result RAM read latency (OUT_LAT cycles)
 //   6 OUTPUT   ceil(n_out / 2) result beats; then the next image or done
@@ -21,7 +22,14 @@
 // with s_axis_tready && !s_axis_tvalid or m_axis_tvalid && !m_axis_tready,
 // COMPUTE cycles in LAYERS, MACS lanes issued with a non-zero weight at a
 // valid pixel.
-
+//
+// Sparse-pixel input (SITE_CAP > 0, docs/hardware.md "Sparse-pixel mode"):
+//   mode 1  dense image, 8 cycles per beat, one byte per cycle; an interior byte
+//           above the threshold is kept and appended to list A while fewer than
+//           n_max are listed, other interior bytes are written as 0
+//   mode 2  beat 0 [7:0] = n, then n site beats {c values, x, y}: C_in cycles each,
+//           channel c at interior + c * ch_stride + y * row_stride + x; n > n_max
+//           and y / x off the map are BAD_SITES (checked per beat, after TLAST)
 // Language: Verilog 2005
 
 `resetall
@@ -44,6 +52,8 @@ module zs_engine #
     parameter OUT_CAP      = 256,
     // Layer descriptors
     parameter MAX_LAYERS   = 16,
+    // Entries per site list (0: no sparse-pixel mode)
+    parameter SITE_CAP     = 64,
     // Timing constants (driver/contract.json "timing")
     parameter LAYER_SETUP  = `ZS_T_LAYER_SETUP,
     parameter FILL         = `ZS_T_FILL,
@@ -157,15 +167,15 @@ reg [15:0] nimg_reg;
 reg [13:0] in_beat_reg;
 reg [16:0] in_off_reg;
 reg [17:0] in_rem_reg;        // in_bytes - in_off (negative in the padding of the last beat)
-reg        half_reg;
+reg [2:0]  hcnt_reg;          // cycles left on the accepted beat (s_axis_tready low)
+reg [2:0]  bidx_reg;          // byte of the held beat (sparse-pixel input)
 reg        img_end_reg;
-reg [31:0] hold_reg;
+reg [63:0] hold_reg;
+reg        m2_b0_reg;         // mode 2: the next beat is an image's beat 0
+reg [7:0]  m2_left_reg;       // mode 2: site beats left in the image
+reg [15:0] col_reg, row_reg, r_reg;   // mode 1: position in the grid
 reg [ROW_W-1:0] lclr_reg;
 reg [7:0]  olat_reg;
-reg [31:0] cycles_reg;
-reg [31:0] stall_reg;
-reg [31:0] compute_reg;
-reg [31:0] macs_reg;
 
 /*
  * Loader, program memories
@@ -179,6 +189,13 @@ wire [7:0]          prog_n_layers;
 wire [ADDR_W-1:0]   prog_in_base;
 wire [16:0]         prog_in_bytes;
 wire [15:0]         prog_n_out;
+wire [1:0]          prog_in_mode;
+wire [7:0]          prog_n_max;
+wire [7:0]          prog_thr;
+wire [3:0]          prog_c_in;
+wire [3:0]          prog_pad;
+wire [15:0]         prog_h0, prog_w0;
+wire [ADDR_W-1:0]   prog_rs0, prog_cs0, prog_interior;
 wire                desc_we;
 wire [LAYER_W+1:0]  desc_waddr;
 wire [63:0]         desc_wdata;
@@ -209,7 +226,8 @@ zs_loader #(
     .W_SLOTS(W_SLOTS),
     .CH_CAP(CH_CAP),
     .OUT_CAP(OUT_CAP),
-    .MAX_LAYERS(MAX_LAYERS)
+    .MAX_LAYERS(MAX_LAYERS),
+    .SITE_CAP(SITE_CAP)
 )
 loader_inst (
     .clk(clk),
@@ -228,6 +246,16 @@ loader_inst (
     .prog_in_base(prog_in_base),
     .prog_in_bytes(prog_in_bytes),
     .prog_n_out(prog_n_out),
+    .prog_in_mode(prog_in_mode),
+    .prog_n_max(prog_n_max),
+    .prog_thr(prog_thr),
+    .prog_c_in(prog_c_in),
+    .prog_pad(prog_pad),
+    .prog_h0(prog_h0),
+    .prog_w0(prog_w0),
+    .prog_rs0(prog_rs0),
+    .prog_cs0(prog_cs0),
+    .prog_interior(prog_interior),
     .desc_we(desc_we),
     .desc_waddr(desc_waddr),
     .desc_wdata(desc_wdata),
@@ -295,7 +323,7 @@ wire                 seq_flush = erst || (state_reg == S_LAYERS && conflict);
 wire                 seq_done;
 wire                 seq_active;
 wire [2:0]           cfg_log2q, cfg_log2p;
-wire                 cfg_relu, cfg_pool, cfg_out, layer_start;
+wire                 cfg_relu, cfg_pool, cfg_out, cfg_maxred, layer_start;
 wire                 iss_valid, iss_first, iss_last, iss_ph;
 wire [LOG2L-1:0]     iss_sub;
 wire [ADDR_W-1:0]    iss_base, iss_wr_addr;
@@ -316,6 +344,11 @@ wire [31:0]          res_data;
 wire [LOG2L:0]       macs_inc;
 
 wire seq_start;
+localparam SW_LW = (SITE_CAP > 1) ? $clog2(SITE_CAP) + 1 : 1;
+wire             lists_clear;
+wire             app_valid;
+wire [7:0]       app_y, app_x;
+wire [SW_LW-1:0] len_a;
 
 zs_sequencer #(
     .LANES(LANES),
@@ -324,7 +357,8 @@ zs_sequencer #(
     .CH_CAP(CH_CAP),
     .MAX_LAYERS(MAX_LAYERS),
     .LAYER_SETUP(LAYER_SETUP),
-    .FILL(FILL)
+    .FILL(FILL),
+    .SITE_CAP(SITE_CAP)
 )
 seq_inst (
     .clk(clk),
@@ -333,6 +367,15 @@ seq_inst (
     .n_layers(prog_n_layers),
     .done(seq_done),
     .active(seq_active),
+    .in_interior(prog_interior),
+    .in_rs(prog_rs0),
+    .in_cs(prog_cs0),
+    .in_c(prog_c_in),
+    .lists_clear(lists_clear),
+    .app_valid(app_valid),
+    .app_y(app_y),
+    .app_x(app_x),
+    .len_a(len_a),
     .desc_rd_en(seq_desc_rd_en),
     .desc_rd_addr(seq_desc_rd_addr),
     .desc_rd_data(desc_rd_data),
@@ -346,6 +389,7 @@ seq_inst (
     .cfg_relu(cfg_relu),
     .cfg_pool(cfg_pool),
     .cfg_out(cfg_out),
+    .cfg_maxred(cfg_maxred),
     .layer_start(layer_start),
     .iss_valid(iss_valid),
     .iss_first(iss_first),
@@ -365,7 +409,8 @@ seq_inst (
 zs_datapath #(
     .LANES(LANES),
     .ACT_BYTES(ACT_BYTES),
-    .OUT_CAP(OUT_CAP)
+    .OUT_CAP(OUT_CAP),
+    .MAXRED(SITE_CAP > 0 ? 1 : 0)
 )
 datapath_inst (
     .clk(clk),
@@ -375,6 +420,7 @@ datapath_inst (
     .cfg_relu(cfg_relu),
     .cfg_pool(cfg_pool),
     .cfg_out(cfg_out),
+    .cfg_maxred(cfg_maxred),
     .layer_start(layer_start),
     .iss_valid(iss_valid),
     .iss_first(iss_first),
@@ -403,28 +449,97 @@ datapath_inst (
 /*
  * Activation memory and its write sources
  */
+localparam SP = (SITE_CAP > 0) ? 1 : 0;
+wire mode1 = (SP != 0) && (prog_in_mode == 2'd1);
+wire mode2 = (SP != 0) && (prog_in_mode == 2'd2);
+
 wire [13:0] in_beats = prog_in_bytes[16:3] + {13'd0, |prog_in_bytes[2:0]};
-wire        img_last_beat = (in_beat_reg == in_beats - 14'd1);
+wire [7:0]  m2_n     = s_axis_tdata[7:0];
+wire        img_last_beat = mode2 ? (m2_b0_reg ? (m2_n == 8'd0) : (m2_left_reg == 8'd1))
+                                  : (in_beat_reg == in_beats - 14'd1);
 wire        batch_last_beat = img_last_beat && (img_reg == nimg_reg - 16'd1);
 
 wire in_rem_full = !in_rem_reg[17] && (in_rem_reg[16:4] != 13'd0);   // 16 or more bytes left
 
+// checks of an accepted beat, in order
+wire [7:0] m2_y      = s_axis_tdata[7:0];
+wire [7:0] m2_x      = s_axis_tdata[15:8];
+wire       bad_n     = mode2 && m2_b0_reg && (m2_n > prog_n_max);
+wire       in_short  = s_axis_tlast && !batch_last_beat;
+wire       in_long   = !s_axis_tlast && batch_last_beat;
+wire       bad_site  = mode2 && !m2_b0_reg && ({8'd0, m2_y} >= prog_h0 || {8'd0, m2_x} >= prog_w0);
+wire       beat_err  = bad_n || in_short || in_long || bad_site;
+wire       beat_ok   = s_fire && !beat_err;
+
+// cycles the accepted beat holds the stream after its first
+localparam [31:0] HOLD_32 = BEAT_CYC - 1;
+localparam [2:0]  HOLD_DENSE = HOLD_32[2:0];
+wire [2:0] hold_n = mode1 ? 3'd7 : (mode2 ? (m2_b0_reg ? 3'd0 : prog_c_in[2:0] - 3'd1) : HOLD_DENSE);
+wire       held   = (hcnt_reg != 3'd0);
+wire       proc   = held || beat_ok;                  // a part of a beat is written this cycle
+wire       beat_last_cyc = held ? (hcnt_reg == 3'd1) : (beat_ok && hold_n == 3'd0);
+wire       img_done = (state_reg == S_INPUT) && beat_last_cyc && (held ? img_end_reg : img_last_beat);
+
+// sparse-pixel input: one byte per cycle
+wire [63:0] cur   = held ? hold_reg : s_axis_tdata;
+wire [2:0]  bsel  = (held ? bidx_reg : 3'd0) + (mode2 ? 3'd2 : 3'd0);
+reg  [7:0]  sbyte;
+integer k;
+
+always @* begin
+    sbyte = 8'd0;
+    for (k = 0; k < 8; k = k + 1) begin
+        if (bsel == k[2:0]) begin
+            sbyte = cur[k*8 +: 8];
+        end
+    end
+end
+
+// mode 1: grid position of the byte (pos mod ch_stride, then row and column)
+wire [16:0] col_inc = {1'b0, col_reg} + 17'd1;
+wire [16:0] r_inc   = {1'b0, r_reg} + 17'd1;
+wire        r_wrap  = (r_inc == {{(17-ADDR_W){1'b0}}, prog_cs0}) || (prog_cs0 == {ADDR_W{1'b0}});
+wire        c_wrap  = (col_inc == {{(17-ADDR_W){1'b0}}, prog_rs0}) || (prog_rs0 == {ADDR_W{1'b0}});
+wire [16:0] ry      = {1'b0, row_reg} - {13'd0, prog_pad};
+wire [16:0] rx      = {1'b0, col_reg} - {13'd0, prog_pad};
+wire        interior = !ry[16] && (ry[15:0] < prog_h0) && !rx[16] && (rx[15:0] < prog_w0);
+wire        in_byte  = !in_rem_reg[17] && (in_rem_reg[16:0] != 17'd0);
+wire        kept     = interior && ($signed(sbyte) > $signed(prog_thr)) && ({{(8-SW_LW){1'b0}}, len_a} < prog_n_max);
+
+// mode 2: the site's address; channel c follows at + c * ch_stride
+wire [ADDR_W+7:0]  m2_prod = m2_y * prog_rs0;
+wire [ADDR_W-1:0]  m2_base = prog_interior + m2_prod[ADDR_W-1:0] + {{(ADDR_W-8){1'b0}}, m2_x};
+reg  [ADDR_W-1:0]  m2_addr_reg;
+
+assign app_valid = (state_reg == S_INPUT) &&
+                   ((mode1 && proc && in_byte && kept) || (mode2 && beat_ok && !m2_b0_reg));
+assign app_y = mode2 ? m2_y : ry[7:0];
+assign app_x = mode2 ? m2_x : rx[7:0];
+assign lists_clear = !(state_reg == S_INPUT || state_reg == S_LAYERS);
+
 reg [LANES-1:0]   wr_en;
 reg [ADDR_W-1:0]  wr_addr;
 reg [LANES*8-1:0] wr_data;
-integer k;
 
 always @* begin
     wr_en = {LANES{1'b0}};
     wr_addr = {ADDR_W{1'b0}};
     wr_data = {LANES*8{1'b0}};
     if (state_reg == S_INPUT) begin
-        // one chunk of the beat: accepted now (half 0) or held (half 1)
         wr_addr = prog_in_base + in_off_reg[ADDR_W-1:0];
-        for (k = 0; k < CHUNK; k = k + 1) begin
-            wr_data[k*8 +: 8] = half_reg ? hold_reg[k*8 +: 8] : s_axis_tdata[k*8 +: 8];
-            wr_en[k] = (half_reg || s_fire) && !in_rem_reg[17] &&
-                       (in_rem_full || in_rem_reg[3:0] > k[3:0]);
+        if (mode1) begin
+            wr_data[7:0] = (interior && !kept) ? 8'd0 : sbyte;
+            wr_en[0] = proc && in_byte;
+        end else if (mode2) begin
+            wr_addr = held ? m2_addr_reg : m2_base;
+            wr_data[7:0] = sbyte;
+            wr_en[0] = held || (beat_ok && !m2_b0_reg);
+        end else begin
+            // one chunk of the beat: accepted now or held
+            for (k = 0; k < CHUNK; k = k + 1) begin
+                wr_data[k*8 +: 8] = held ? hold_reg[(8-CHUNK+k)*8 +: 8] : s_axis_tdata[k*8 +: 8];
+                wr_en[k] = proc && !in_rem_reg[17] && (in_rem_full || in_rem_reg[3:0] > k[3:0]);
+            end
         end
     end else if (state_reg == S_LCLEAR) begin
         wr_addr = {lclr_reg, {LOG2L{1'b0}}};
@@ -498,7 +613,7 @@ always @* begin
     case (state_reg)
         S_IDLE:  s_tready = !(cmd_load || cmd_run);
         S_LOAD:  s_tready = ld_tready;
-        S_INPUT: s_tready = !half_reg;
+        S_INPUT: s_tready = !held;
         S_DRAIN: s_tready = 1'b1;
         default: s_tready = 1'b0;
     endcase
@@ -507,9 +622,7 @@ end
 assign s_axis_tready = s_tready && !cmd_soft_reset;
 
 // the last chunk of an image has been written: the layers start next cycle
-assign seq_start = (state_reg == S_INPUT) &&
-    ((BEAT_CYC == 1) ? (s_fire && img_last_beat && !(s_axis_tlast && !batch_last_beat) && !(!s_axis_tlast && batch_last_beat))
-                     : (half_reg && img_end_reg));
+assign seq_start = img_done;
 
 localparam [ROW_W-1:0] LCLR_LAST = {ROW_W{1'b1}};
 localparam [31:0]      CHUNK_32  = CHUNK;
@@ -525,32 +638,16 @@ always @(posedge clk) begin
         done_reg <= 1'b0;
         error_reg <= 1'b0;
         st_code_reg <= 8'd0;
-        half_reg <= 1'b0;
+        hcnt_reg <= 3'd0;
         if (rst) begin
             prog_valid_reg <= 1'b0;
             err_info_reg <= 32'd0;
-            cycles_reg <= 32'd0;
-            stall_reg <= 32'd0;
-            compute_reg <= 32'd0;
-            macs_reg <= 32'd0;
             load_cmd_reg <= 1'b0;
             code_reg <= 8'd0;
             eidx_reg <= 32'd0;
             pkt_idx_reg <= 32'd0;
         end
     end else begin
-        // counters
-        if (cnt_en_reg) begin
-            cycles_reg <= cycles_reg + 32'd1;
-            if ((s_axis_tready && !s_axis_tvalid) || (m_axis_tvalid && !m_axis_tready)) begin
-                stall_reg <= stall_reg + 32'd1;
-            end
-            if (state_reg == S_LAYERS) begin
-                compute_reg <= compute_reg + 32'd1;
-            end
-            macs_reg <= macs_reg + {{(31-LOG2L){1'b0}}, macs_inc};
-        end
-
         if (s_fire) begin
             pkt_idx_reg <= pkt_idx_reg + 32'd1;
             if (s_axis_tlast) begin
@@ -563,10 +660,6 @@ always @(posedge clk) begin
                 if (cmd_load || cmd_run) begin
                     load_cmd_reg <= cmd_load;
                     cnt_en_reg <= 1'b1;
-                    cycles_reg <= 32'd0;
-                    stall_reg <= 32'd0;
-                    compute_reg <= 32'd0;
-                    macs_reg <= 32'd0;
                     pkt_idx_reg <= 32'd0;
                     tlast_seen_reg <= 1'b0;
                     done_reg <= 1'b0;
@@ -580,7 +673,11 @@ always @(posedge clk) begin
                     in_beat_reg <= 14'd0;
                     in_off_reg <= 17'd0;
                     in_rem_reg <= {1'b0, prog_in_bytes};
-                    half_reg <= 1'b0;
+                    hcnt_reg <= 3'd0;
+                    m2_b0_reg <= 1'b1;
+                    col_reg <= 16'd0;
+                    row_reg <= 16'd0;
+                    r_reg <= 16'd0;
                     if (cmd_load) begin
                         prog_valid_reg <= 1'b0;
                         state_reg <= S_LOAD;
@@ -622,32 +719,58 @@ always @(posedge clk) begin
                 end
             end
             S_INPUT: begin
-                if (half_reg) begin
-                    half_reg <= 1'b0;
-                    in_off_reg <= in_off_reg + CHUNK_17;
-                        in_rem_reg <= in_rem_reg - {1'b0, CHUNK_17};
-                    if (img_end_reg) begin
+                if (held) begin
+                    hcnt_reg <= hcnt_reg - 3'd1;
+                    bidx_reg <= bidx_reg + 3'd1;
+                    if (img_done) begin
                         state_reg <= S_LAYERS;
                     end
                 end else if (s_fire) begin
-                    if (s_axis_tlast && !batch_last_beat) begin
+                    if (bad_n) begin
+                        code_reg <= `ZS_ERR_BAD_SITES;
+                        eidx_reg <= pkt_idx_reg;
+                        state_reg <= s_axis_tlast ? S_RESP : S_DRAIN;
+                    end else if (in_short) begin
                         code_reg <= `ZS_ERR_INPUT_SHORT;
                         eidx_reg <= pkt_idx_reg;
                         state_reg <= S_RESP;
-                    end else if (!s_axis_tlast && batch_last_beat) begin
+                    end else if (in_long) begin
                         code_reg <= `ZS_ERR_INPUT_LONG;
                         eidx_reg <= pkt_idx_reg;
                         state_reg <= S_DRAIN;
+                    end else if (bad_site) begin
+                        code_reg <= `ZS_ERR_BAD_SITES;
+                        eidx_reg <= pkt_idx_reg;
+                        state_reg <= s_axis_tlast ? S_RESP : S_DRAIN;
                     end else begin
-                        in_off_reg <= in_off_reg + CHUNK_17;
-                        in_rem_reg <= in_rem_reg - {1'b0, CHUNK_17};
                         in_beat_reg <= img_last_beat ? 14'd0 : in_beat_reg + 14'd1;
+                        m2_b0_reg <= img_last_beat;
+                        m2_left_reg <= m2_b0_reg ? m2_n : m2_left_reg - 8'd1;
                         img_end_reg <= img_last_beat;
-                        hold_reg <= s_axis_tdata[63:32];
-                        if (BEAT_CYC > 1) begin
-                            half_reg <= 1'b1;
-                        end else if (img_last_beat) begin
+                        hold_reg <= s_axis_tdata;
+                        hcnt_reg <= hold_n;
+                        bidx_reg <= 3'd1;
+                        if (img_done) begin
                             state_reg <= S_LAYERS;
+                        end
+                    end
+                end
+                // write position: CHUNK bytes per dense chunk, one byte in mode 1
+                if (proc) begin
+                    in_off_reg <= in_off_reg + (mode1 ? 17'd1 : CHUNK_17);
+                    in_rem_reg <= in_rem_reg - (mode1 ? 18'd1 : {1'b0, CHUNK_17});
+                    m2_addr_reg <= wr_addr + prog_cs0;
+                    if (r_wrap) begin
+                        r_reg <= 16'd0;
+                        col_reg <= 16'd0;
+                        row_reg <= 16'd0;
+                    end else begin
+                        r_reg <= r_inc[15:0];
+                        if (c_wrap) begin
+                            col_reg <= 16'd0;
+                            row_reg <= row_reg + 16'd1;
+                        end else begin
+                            col_reg <= col_inc[15:0];
                         end
                     end
                 end
@@ -680,6 +803,10 @@ always @(posedge clk) begin
                         img_beat0_reg <= pkt_idx_reg;
                         in_off_reg <= 17'd0;
                         in_rem_reg <= {1'b0, prog_in_bytes};
+                        m2_b0_reg <= 1'b1;
+                        col_reg <= 16'd0;
+                        row_reg <= 16'd0;
+                        r_reg <= 16'd0;
                         state_reg <= S_INPUT;
                     end
                 end
@@ -718,16 +845,79 @@ assign st_error      = error_reg;
 assign st_prog_valid = prog_valid_reg;
 assign st_err_code   = st_code_reg;
 assign st_state      = state_reg;
-assign cnt_cycles    = cycles_reg;
-assign cnt_stall     = stall_reg;
-assign cnt_compute   = compute_reg;
-assign cnt_macs      = macs_reg;
+/*
+ * Counters: cleared at reset and when a command starts (a stray packet leaves
+ * them alone), counting while cnt_en_reg. cycles +1, stall +1 on an idle offer
+ * on either stream, compute +1 in S_LAYERS, macs + macs_inc.
+ */
+wire        cnt_clr = rst || (!cmd_soft_reset && state_reg == S_IDLE && (cmd_load || cmd_run));
+wire        cnt_ce  = !erst && cnt_en_reg;
+wire [31:0] cnt_inc [0:3];
+assign cnt_inc[0] = 32'd1;
+assign cnt_inc[1] = {31'd0, (s_axis_tready && !s_axis_tvalid) || (m_axis_tvalid && !m_axis_tready)};
+assign cnt_inc[2] = {31'd0, state_reg == S_LAYERS};
+assign cnt_inc[3] = {{(31-LOG2L){1'b0}}, macs_inc};
+
+`ifdef SYNTHESIS
+// In synthesis the four counters are DSP48E1 accumulators (P = P + C, no
+// multiplier), without their carry chains in the fabric. RSTP (priority over
+// CEP) is the clear, CEP the counting enable.
+wire [47:0] cnt_p [0:3];
+genvar gc;
+generate
+for (gc = 0; gc < 4; gc = gc + 1) begin : g_cnt
+    DSP48E1 #(
+        .USE_MULT("NONE"), .USE_DPORT("FALSE"), .USE_SIMD("ONE48"),
+        .AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0),
+        .ADREG(0), .DREG(0), .MREG(0), .CREG(0), .PREG(1),
+        .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0), .INMODEREG(0)
+    )
+    cnt_dsp (
+        .CLK(clk),
+        .A(30'd0), .B(18'd0), .C({16'd0, cnt_inc[gc]}), .D(25'd0),
+        .PCIN(48'd0), .ACIN(30'd0), .BCIN(18'd0),
+        .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0), .CARRYIN(1'b0), .CARRYINSEL(3'b000),
+        .INMODE(5'b00000), .ALUMODE(4'b0000),
+        .OPMODE(7'b0101100),   // Z = P, Y = C, X = 0
+        .CEA1(1'b0), .CEA2(1'b0), .CEB1(1'b0), .CEB2(1'b0),
+        .CEAD(1'b0), .CED(1'b0), .CEM(1'b0), .CEC(1'b0),
+        .CEP(cnt_ce),
+        .CECTRL(1'b0), .CEALUMODE(1'b0), .CECARRYIN(1'b0), .CEINMODE(1'b0),
+        .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(cnt_clr),
+        .RSTCTRL(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0), .RSTINMODE(1'b0),
+        .P(cnt_p[gc]),
+        .ACOUT(), .BCOUT(), .PCOUT(), .CARRYOUT(), .CARRYCASCOUT(), .MULTSIGNOUT(),
+        .OVERFLOW(), .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT()
+    );
+end
+endgenerate
+assign cnt_cycles    = cnt_p[0][31:0];
+assign cnt_stall     = cnt_p[1][31:0];
+assign cnt_compute   = cnt_p[2][31:0];
+assign cnt_macs      = cnt_p[3][31:0];
+`else
+reg [31:0] cnt_reg [0:3];
+integer ci;
+always @(posedge clk) begin
+    for (ci = 0; ci < 4; ci = ci + 1) begin
+        if (cnt_clr) begin
+            cnt_reg[ci] <= 32'd0;
+        end else if (cnt_ce) begin
+            cnt_reg[ci] <= cnt_reg[ci] + cnt_inc[ci];
+        end
+    end
+end
+assign cnt_cycles    = cnt_reg[0];
+assign cnt_stall     = cnt_reg[1];
+assign cnt_compute   = cnt_reg[2];
+assign cnt_macs      = cnt_reg[3];
+`endif
 assign err_info      = err_info_reg;
 assign ev_done       = ev_done_reg;
 assign ev_error      = ev_error_reg;
 
 // the response carries 24 bits of the beat index
-wire unused_ok = &{1'b0, seq_active, resp_info[31:24]};
+wire unused_ok = &{1'b0, seq_active, resp_info[31:24], m2_prod[ADDR_W+7:ADDR_W]};
 
 endmodule
 

@@ -17,8 +17,10 @@
 // end-of-program checks of a weight block fire when its decode finishes. done pulses
 // once the program's last beat (with TLAST) is checked and every entry is written.
 //
-// This build has no sparse-pixel support (CONFIG0[16] = 0): input modes other than
-// dense are refused with CAPACITY, sparse-pixel layer flags with BAD_LAYER.
+// Sparse-pixel mode (SITE_CAP > 0): the header's input mode, n_max, threshold, C_in and
+// pad are checked and kept, with the first layer's grid (strides, H, W) and the input
+// grid's interior base in_base + pad * (row_stride + 1). With SITE_CAP = 0 input modes
+// other than dense are refused with CAPACITY, sparse-pixel layer flags with BAD_LAYER.
 
 // Language: Verilog 2005
 
@@ -42,6 +44,8 @@ module zs_loader #
     parameter OUT_CAP    = 256,
     // Layer descriptors
     parameter MAX_LAYERS = 16,
+    // Entries per site list (0: no sparse-pixel mode)
+    parameter SITE_CAP   = 64,
     // derived
     parameter LOG2L      = $clog2(LANES),
     parameter ADDR_W     = $clog2(ACT_BYTES),
@@ -80,6 +84,16 @@ module zs_loader #
     output wire [ADDR_W-1:0]     prog_in_base,
     output wire [16:0]           prog_in_bytes,
     output wire [15:0]           prog_n_out,
+    output wire [1:0]            prog_in_mode,
+    output wire [7:0]            prog_n_max,
+    output wire [7:0]            prog_thr,
+    output wire [3:0]            prog_c_in,
+    output wire [3:0]            prog_pad,
+    output wire [15:0]           prog_h0,
+    output wire [15:0]           prog_w0,
+    output wire [ADDR_W-1:0]     prog_rs0,
+    output wire [ADDR_W-1:0]     prog_cs0,
+    output wire [ADDR_W-1:0]     prog_interior,
 
     /*
      * Memory writes
@@ -134,6 +148,9 @@ localparam [7:0]  MAX_LAYERS_8  = MAX_LAYERS_32[7:0];
 localparam [7:0]  LANES_8       = LANES_32[7:0];
 localparam [15:0] LOG2_ACT_16   = ADDR_W[15:0];
 localparam [4:0]  LOG2L_5       = LOG2L[4:0];
+localparam [31:0] SITE_CAP_32   = SITE_CAP;
+localparam [8:0]  SITE_CAP_9    = SITE_CAP_32[8:0];
+localparam        SP            = (SITE_CAP > 0) ? 1 : 0;
 
 integer i;
 
@@ -148,6 +165,12 @@ reg [15:0]       in_base_reg;
 reg [7:0]        in_mode_reg;
 reg [31:0]       in_bytes_reg;
 reg [15:0]       n_out_reg;
+reg [7:0]        n_max_reg;
+reg [7:0]        thr_reg;
+reg [3:0]        c_in_reg;
+reg [3:0]        pad_reg;
+reg [15:0]       h0_reg, w0_reg, rs0_reg, cs0_reg, int_reg;
+reg              lsites_reg;         // the current (after beat 0: previous) layer is a SITES layer
 
 // current layer
 reg [7:0]        layer_reg;
@@ -207,6 +230,12 @@ wire [3:0]  b0_lp    = s_tdata[11:8];
 wire [3:0]  b0_lq    = s_tdata[15:12];
 wire [3:0]  b0_tb    = s_tdata[19:16];
 wire [15:0] b0_cout  = s_tdata[47:32];
+wire        b0_sites = b0_flags[`ZS_FLAG_SITES];
+
+// the input grid's interior: in_base + pad * (row_stride + 1)
+wire [15:0] rs_p1        = s_tdata[31:16] + 16'd1;
+wire [19:0] pad_mul_full = {16'd0, pad_reg} * {4'd0, rs_p1};
+wire [15:0] pad_mul      = pad_mul_full[15:0];
 
 reg desc_bad;   // descriptor fields of this beat out of range
 
@@ -220,8 +249,16 @@ always @* begin
             if (b0_flags[`ZS_FLAG_OUT] != last_layer) desc_bad = 1'b1;
             if (b0_flags[`ZS_FLAG_OUT] && (b0_lp != 4'd0 || b0_cout != n_out_reg)) desc_bad = 1'b1;
             if (b0_tb > 4'd4) desc_bad = 1'b1;
-            // sparse-pixel flags and site lists: not in this build
-            if (b0_flags[7:3] != 5'd0 || s_tdata[21:20] != 2'd0) desc_bad = 1'b1;
+            if (SP == 0) begin
+                // sparse-pixel flags and site lists: not in this build
+                if (b0_flags[7:3] != 5'd0 || s_tdata[21:20] != 2'd0) desc_bad = 1'b1;
+            end else begin
+                if (b0_sites && (b0_lp != 4'd0 || b0_flags[`ZS_FLAG_POOL])) desc_bad = 1'b1;
+                if (!b0_sites && (b0_flags[6:4] != 3'd0 || s_tdata[21:20] != 2'd0)) desc_bad = 1'b1;
+                if (b0_flags[`ZS_FLAG_MAXRED] && b0_flags[`ZS_FLAG_AVG]) desc_bad = 1'b1;
+                if (b0_flags[`ZS_FLAG_SCRUB] && !(layer_reg == 8'd0 ? in_mode_reg == 8'd2 : lsites_reg)) desc_bad = 1'b1;
+                if (layer_reg == 8'd0 && in_mode_reg != 8'd0 && !b0_sites) desc_bad = 1'b1;
+            end
         end
         3'd1: begin
             if (s_tdata[15:0] == 16'd0 || s_tdata[31:16] == 16'd0) desc_bad = 1'b1;
@@ -320,9 +357,12 @@ always @* begin
                     err = 1'b1; err_code = `ZS_ERR_BAD_LAYER; isel = IX_TWO;
                 end else if (sub_reg == 3'd3 && in_mode_reg > 8'd2) begin
                     err = 1'b1; err_code = `ZS_ERR_BAD_LAYER; isel = IX_ONE;
-                end else if (sub_reg == 3'd3 && in_mode_reg != 8'd0) begin
-                    // sparse-pixel input: SITE_CAP is 0 in this build
+                end else if (sub_reg == 3'd3 && in_mode_reg != 8'd0 &&
+                             (n_max_reg == 8'd0 || {1'b0, n_max_reg} > SITE_CAP_9)) begin
                     err = 1'b1; err_code = `ZS_ERR_CAPACITY; isel = IX_ONE;
+                end else if (sub_reg == 3'd3 && in_mode_reg != 8'd0 &&
+                             ((in_mode_reg == 8'd1 && c_in_reg != 4'd1) || c_in_reg == 4'd0 || c_in_reg > 4'd6)) begin
+                    err = 1'b1; err_code = `ZS_ERR_BAD_LAYER; isel = IX_TWO;
                 end else if (s_tlast) begin
                     err = 1'b1; err_code = `ZS_ERR_TRUNCATED;
                 end
@@ -519,10 +559,14 @@ always @(posedge clk) begin
                         total_reg <= s_tdata[31:0];
                         in_base_reg <= s_tdata[47:32];
                         in_mode_reg <= s_tdata[55:48];
+                        n_max_reg <= s_tdata[63:56];
                     end
                     3'd2: begin
                         in_bytes_reg <= s_tdata[31:0];
                         n_out_reg <= s_tdata[47:32];
+                        thr_reg <= s_tdata[55:48];
+                        c_in_reg <= s_tdata[59:56];
+                        pad_reg <= s_tdata[63:60];
                     end
                     default: begin
                         state_reg <= L_DESC;
@@ -537,6 +581,7 @@ always @(posedge clk) begin
                     3'd0: begin
                         dbase_reg <= beat_idx;
                         dbad_reg <= desc_bad;
+                        lsites_reg <= b0_sites;
                         dcap_reg <= (rec_base_reg + {1'b0, b0_cout}) > CH_CAP_17;
                         out_layer_reg <= b0_flags[`ZS_FLAG_OUT];
                         pool_reg <= b0_flags[`ZS_FLAG_POOL];
@@ -545,7 +590,20 @@ always @(posedge clk) begin
                         c_out_reg <= b0_cout;
                         c_out_m1_reg <= b0_cout - 16'd1;
                     end
-                    3'd1: ics_reg <= s_tdata[63:48];
+                    3'd1: begin
+                        ics_reg <= s_tdata[63:48];
+                        if (layer_reg == 8'd0) begin
+                            h0_reg <= s_tdata[15:0];
+                            w0_reg <= s_tdata[47:32];
+                            cs0_reg <= s_tdata[63:48];
+                        end
+                    end
+                    3'd2: begin
+                        if (layer_reg == 8'd0) begin
+                            rs0_reg <= s_tdata[31:16];
+                            int_reg <= in_base_reg + pad_mul;
+                        end
+                    end
                     3'd4: taps_reg[63:0] <= s_tdata;
                     3'd5: taps_reg[127:64] <= s_tdata;
                     3'd6: taps_reg[191:128] <= s_tdata;
@@ -641,10 +699,20 @@ assign prog_n_layers = n_layers_reg;
 assign prog_in_base  = in_base_reg[ADDR_W-1:0];
 assign prog_in_bytes = in_bytes_reg[16:0];
 assign prog_n_out    = n_out_reg;
+assign prog_in_mode  = (SP != 0) ? in_mode_reg[1:0] : 2'd0;
+assign prog_n_max    = n_max_reg;
+assign prog_thr      = thr_reg;
+assign prog_c_in     = c_in_reg;
+assign prog_pad      = pad_reg;
+assign prog_h0       = h0_reg;
+assign prog_w0       = w0_reg;
+assign prog_rs0      = rs0_reg[ADDR_W-1:0];
+assign prog_cs0      = cs0_reg[ADDR_W-1:0];
+assign prog_interior = int_reg[ADDR_W-1:0];
 
 // reserved / sparse-pixel header fields, upper tap-index bits, product bits above 16
 wire unused_ok = &{1'b0, b0_flags[0], slot_nx[LOG2L], d1_prod[31:16], d1_c[19:16], chan_rd_data, lslot_end[LOG2L-1:0],
-                   in_base_reg, in_bytes_reg[31:17], lent_next[28:SLOT_W+1], slot_end[28:SLOT_W+1]};
+                   in_base_reg, in_bytes_reg[31:17], in_mode_reg[7:2], pad_mul_full[19:16], rs0_reg, cs0_reg, int_reg, lent_next[28:SLOT_W+1], slot_end[28:SLOT_W+1]};
 
 endmodule
 

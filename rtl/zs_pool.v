@@ -47,25 +47,27 @@ module zs_pool #
     output reg  [LANES*8-1:0]   wr_data
 );
 
-reg [LANES*8-1:0] hold_reg;
+// max over a pixel pair of the current row; the even row keeps its pair maxima,
+// the odd row combines them with its own (max is associative and commutative)
+reg [LANES*4-1:0] hold_reg;
 
 function [7:0] smax(input [7:0] a, input [7:0] b);
     smax = ($signed(a) > $signed(b)) ? a : b;
 endfunction
 
-reg [LANES*8-1:0] m;
+reg [LANES*4-1:0] pm;
 integer p;
 
 always @* begin
-    m = {LANES*8{1'b0}};
+    pm = {LANES*4{1'b0}};
     wr_en = {LANES{1'b0}};
     wr_data = {LANES*8{1'b0}};
-    for (p = 0; p < LANES; p = p + 1) begin
-        m[p*8 +: 8] = smax(hold_reg[p*8 +: 8], in_y[p*8 +: 8]);
+    for (p = 0; p < LANES/2; p = p + 1) begin
+        pm[p*8 +: 8] = smax(in_y[(2*p)*8 +: 8], in_y[(2*p+1)*8 +: 8]);
     end
     if (cfg_pool) begin
         for (p = 0; p < LANES/2; p = p + 1) begin
-            wr_data[p*8 +: 8] = smax(m[(2*p)*8 +: 8], m[(2*p+1)*8 +: 8]);
+            wr_data[p*8 +: 8] = smax(hold_reg[p*8 +: 8], pm[p*8 +: 8]);
             wr_en[p] = in_valid && in_ph && ((p[7:0] >> (cfg_log2p - 3'd1)) == 8'd0) && in_vmask[2*p+1];
         end
     end else begin
@@ -80,7 +82,7 @@ assign wr_addr = in_wr_addr;
 
 always @(posedge clk) begin
     if (in_valid && cfg_pool && !in_ph) begin
-        hold_reg <= in_y;
+        hold_reg <= pm;
     end
 end
 

@@ -31,7 +31,9 @@ module zs_regs #
     parameter CH_CAP       = 512,
     parameter OUT_CAP      = 256,
     // 1 builds the FAULT register
-    parameter FAULT_INJECT = 0
+    parameter FAULT_INJECT = 0,
+    // Entries per site list (CONFIG0[16]: sparse-pixel mode when non-zero)
+    parameter SITE_CAP     = 64
 )
 (
     input  wire              clk,
@@ -106,6 +108,7 @@ localparam [31:0] W_SLOTS_32 = W_SLOTS;
 localparam [15:0] CH_CAP_16  = CH_CAP_32[15:0];
 localparam [15:0] OUT_CAP_16 = OUT_CAP_32[15:0];
 localparam [0:0]  FAULT_BIT  = (FAULT_INJECT != 0);
+localparam [0:0]  SITES_BIT  = (SITE_CAP != 0);
 
 /*
  * Write channel
@@ -216,7 +219,7 @@ always @* begin
     case (rd_reg)
         `ZS_REG_ID:         rd_mux = `ZS_ID_MAGIC;
         `ZS_REG_VERSION:    rd_mux = {`ZS_RTL_VERSION, `ZS_FORMAT_VERSION};
-        `ZS_REG_CONFIG0:    rd_mux = {14'd0, FAULT_BIT, 1'b0, LOG2_ACT_8, LANES_8};
+        `ZS_REG_CONFIG0:    rd_mux = {14'd0, FAULT_BIT, SITES_BIT, LOG2_ACT_8, LANES_8};
         `ZS_REG_CONFIG1:    rd_mux = W_SLOTS_32;
         `ZS_REG_CONFIG2:    rd_mux = {OUT_CAP_16, CH_CAP_16};
         `ZS_REG_STATUS:     rd_mux = {12'd0, st_state, st_err_code, 4'd0, st_prog_valid, st_error, st_done, st_busy};

@@ -3,12 +3,14 @@
 //   y = (acc * M + 2^(S-1)) >>> S      (48-bit product x, round half up)
 //   y = max(y, 0) if ReLU;  y = min(max(y, -128), 127)
 //
-// The rounding add is folded into the shift: (x + 2^(S-1)) >>> S equals
-// (x >>> S) + x[S-1], so only the nine bits x[S+7:S-1] matter, plus whether the
-// bits above them are all copies of the sign (else the result saturates). The
-// nine bits are extracted in two steps: a coarse select of the 25-bit window
-// x[16a +: 25] with a = (S-1) >> 4, then a multiply by 2^(15-b), b = (S-1) & 15,
-// on a DSP, which leaves x[S+7:S-1] in product bits [23:15].
+// The shift is done in two steps: a coarse select of the 25-bit window
+// w = x[16a +: 25] with a = (S-1) >> 4 (exact whenever the bits of x above the
+// window are copies of its sign; otherwise the result saturates), then, on a
+// DSP, f = w * 2^(15-b) + 2^15 with b = (S-1) & 15: bit 15 of w * 2^(15-b) is
+// x[S-1], so the post-adder's 2^15 is the rounding term 2^(S-1), and
+// (x + 2^(S-1)) >>> S = f >>> 16 (the bits of x below the window cannot carry
+// into bit S). The result is f[23:16] unless f[41:23] are not all sign copies
+// (saturate).
 //
 // Latency 3: in_* at cycle u, out_valid/out_y at u + 3
 //   u+1 products acc * M, u+2 coarse windows, u+3 results.
@@ -141,37 +143,32 @@ reg [N*8-1:0] y_reg;
 reg           v3_reg;
 
 wire [N*42-1:0] fine;
-wire [N*15-1:0] fine_low_unused;
+wire [N*16-1:0] fine_low_unused;
 
 generate
 for (gn = 0; gn < N; gn = gn + 1) begin : g_fine
-    assign fine[gn*42 +: 42] = $signed(win_reg[gn*25 +: 25]) * $signed({1'b0, onehot_reg});
-    assign fine_low_unused[gn*15 +: 15] = fine[gn*42 +: 15];
+    // rounding term on the DSP post-adder
+    assign fine[gn*42 +: 42] = $signed(win_reg[gn*25 +: 25]) * $signed({1'b0, onehot_reg}) + 42'sd32768;
+    assign fine_low_unused[gn*16 +: 16] = fine[gn*42 +: 16];
 end
 endgenerate
 
 reg [N*8-1:0] y_next;
-reg [41:15]   f;
-reg [8:0]     v0;
-reg [8:0]     y9;
+reg [41:16]   f;
 reg [7:0]     y8;
 reg           hi_bad;
 
 always @* begin
     y_next = {N*8{1'b0}};
-    f = 27'd0; v0 = 9'd0; y9 = 9'd0; y8 = 8'd0; hi_bad = 1'b0;
+    f = 26'd0; y8 = 8'd0; hi_bad = 1'b0;
     for (n = 0; n < N; n = n + 1) begin
-        f = fine[n*42+15 +: 27];
-        v0 = f[23:15];                       // x[S+7 : S-1]
-        // x >>> S fits in int8 when every bit from S+7 up is a sign copy
+        f = fine[n*42+16 +: 26];
+        // the rounded x >>> S fits in int8 when every bit from S+7 up is a sign copy
         hi_bad = above_bad_reg[n] || (f[40:23] != {18{f[41]}});
-        y9 = {v0[8], v0[8:1]} + {8'd0, v0[0]};
         if (hi_bad) begin
             y8 = sign_reg[n] ? 8'h80 : 8'h7f;
-        end else if (y9 == 9'h080) begin
-            y8 = 8'h7f;
         end else begin
-            y8 = y9[7:0];
+            y8 = f[23:16];
         end
         if (relu2_reg && y8[7]) begin
             y8 = 8'h00;

@@ -38,6 +38,7 @@ async def test_tiles(dut):
     dut.in_a.value = 0
     dut.in_w.value = 0
     dut.cfg_log2q.value = 0
+    dut.cfg_maxred.value = 0
     await ClockCycles(dut.clk, 3)
     await FallingEdge(dut.clk)
     dut.rst.value = 0

@@ -172,7 +172,8 @@ async def test_registers(dut):
     assert await tb.read("ID") == C.ID_MAGIC
     assert await tb.read("VERSION") == C.FORMAT_VERSION | (C.RTL_VERSION << 16)
     fault = tb.params.get("FAULT_INJECT", 0)
-    assert await tb.read("CONFIG0") == hw.lanes | (hw.act_log2 << 8) | (int(bool(fault)) << 17)
+    assert await tb.read("CONFIG0") == (hw.lanes | (hw.act_log2 << 8) | (int(hw.site_cap > 0) << 16)
+                                        | (int(bool(fault)) << 17))
     assert await tb.read("CONFIG1") == hw.w_slots
     assert await tb.read("CONFIG2") == hw.ch_cap | (hw.out_cap << 16)
     await tb.write("BATCH", 0x12345)

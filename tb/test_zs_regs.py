@@ -138,7 +138,8 @@ async def test_register_map(dut):
     assert await lite.read(REG["CYCLES"], rready_delay=3) == 111
     assert await lite.read(REG["MACS"]) == 44
     assert await lite.read(REG["ERR_INFO"]) == 0x1234
-    assert await lite.read(REG["CONFIG0"]) == p["LANES"] | (16 << 8) | ((p.get("FAULT_INJECT", 0) & 1) << 17)
+    assert await lite.read(REG["CONFIG0"]) == (p["LANES"] | (16 << 8) | (int(p.get("SITE_CAP", 64) > 0) << 16)
+                                               | ((p.get("FAULT_INJECT", 0) & 1) << 17))
     assert await lite.read(0x40) == 0
     # AW/W in either order, with gaps
     for order in ("together", "aw_first", "w_first"):

@@ -44,7 +44,7 @@ def hw_config() -> HwConfig:
     d = dict(C.DEFAULTS)
     d.update({k: v for k, v in p.items() if k in d})
     return HwConfig(lanes=d["LANES"], act_bytes=d["ACT_BYTES"], w_slots=d["W_SLOTS"], ch_cap=d["CH_CAP"],
-                    out_cap=d["OUT_CAP"], max_layers=d["MAX_LAYERS"], site_cap=0)
+                    out_cap=d["OUT_CAP"], max_layers=d["MAX_LAYERS"], site_cap=d["SITE_CAP"])
 
 
 def beats_to_bytes(beats) -> bytes:
