@@ -79,13 +79,15 @@ class Registers:
         return int(self.read(R["ERR_INFO"]))
 
     def config(self) -> HwConfig:
-        """The overlay's build parameters from CONFIG0..2 (MAX_LAYERS and SITE_CAP are not
-        registers: the contract defaults are assumed)."""
+        """The overlay's build parameters from CONFIG0..2. MAX_LAYERS is not a register (the
+        contract default is assumed); SITE_CAP is the contract default when CONFIG0[16]
+        says the overlay has sparse-pixel support, else 0."""
         c0 = int(self.read(R["CONFIG0"]))
         c1 = int(self.read(R["CONFIG1"]))
         c2 = int(self.read(R["CONFIG2"]))
+        site_cap = HwConfig().site_cap if (c0 >> 16) & 1 else 0
         return HwConfig(lanes=c0 & 0xFF, act_bytes=1 << ((c0 >> 8) & 0xFF), w_slots=c1,
-                        ch_cap=c2 & 0xFFFF, out_cap=(c2 >> 16) & 0xFFFF)
+                        ch_cap=c2 & 0xFFFF, out_cap=(c2 >> 16) & 0xFFFF, site_cap=site_cap)
 
     def sparse_pixels(self) -> bool:
         """True when the overlay supports the sparse-pixel input modes."""
