@@ -179,6 +179,7 @@ reg              dbad_reg;           // a descriptor field is out of range
 reg              dcap_reg;           // channel records exceed CH_CAP
 reg              out_layer_reg;
 reg              pool_reg;
+reg              psites_reg;         // a POOLSITES layer (its grid is at most 64 x 64)
 reg [2:0]        lq_reg;
 reg [3:0]        tb_reg;
 reg [15:0]       c_out_reg;
@@ -263,6 +264,8 @@ always @* begin
         3'd1: begin
             if (s_tdata[15:0] == 16'd0 || s_tdata[31:16] == 16'd0) desc_bad = 1'b1;
             if (pool_reg && s_tdata[0]) desc_bad = 1'b1;
+            // POOLSITES: the cell map holds 64 x 64 cells
+            if (SP != 0 && psites_reg && (s_tdata[15:0] > 16'd64 || s_tdata[47:32] > 16'd64)) desc_bad = 1'b1;
             if (out_layer_reg && (s_tdata[15:0] != 16'd1 || s_tdata[31:16] != 16'd1)) desc_bad = 1'b1;
             if (addr_bad(s_tdata[63:48])) desc_bad = 1'b1;
         end
@@ -585,6 +588,7 @@ always @(posedge clk) begin
                         dcap_reg <= (rec_base_reg + {1'b0, b0_cout}) > CH_CAP_17;
                         out_layer_reg <= b0_flags[`ZS_FLAG_OUT];
                         pool_reg <= b0_flags[`ZS_FLAG_POOL];
+                        psites_reg <= b0_flags[`ZS_FLAG_POOLSITES];
                         lq_reg <= b0_lq[2:0];
                         tb_reg <= b0_tb;
                         c_out_reg <= b0_cout;
