@@ -187,13 +187,13 @@ reg              psites_reg;         // a POOLSITES layer (its grid is at most 6
 reg [2:0]        lq_reg;
 reg [3:0]        tb_reg;
 reg [15:0]       c_out_reg;
-reg [15:0]       c_out_m1_reg;
+reg [CH_AW-1:0]  c_out_m1_reg;       // C_out - 1 (C_out <= CH_CAP once past the descriptor)
 reg [15:0]       ics_reg;
 reg [255:0]      taps_reg;
 
 // running totals
 reg [16:0]       rec_base_reg;       // first record of the layer
-reg [15:0]       c_reg;              // channel record within the layer
+reg [CH_AW-1:0]  c_reg;              // channel record within the layer
 reg [SLOT_W:0]   lslot_reg;          // first slot of the layer (multiple of LANES)
 reg [SLOT_W:0]   lent_reg;           // slots of the layer so far (while not over)
 reg              lent_over_reg;      // the layer's slots exceed W_SLOTS
@@ -209,7 +209,7 @@ reg [127:0]      wts_reg;
 reg [3:0]        j_reg;
 reg              b2_tlast_reg;       // the block's third beat carried TLAST
 reg [CH_AW-1:0]  rd_row_reg;         // record whose n_groups is on chan_rd_data
-reg [15:0]       row_reg;            // rows of the layer started so far
+reg [CH_AW-1:0]  row_reg;            // rows of the layer started so far (mod 2^CH_AW)
 reg              row_last_reg;       // the current row is the layer's last
 reg [GW-1:0]     grp_left_reg;       // groups left in the current row (0: next entry starts a row)
 reg [19:0]       k_reg;
@@ -461,7 +461,7 @@ reg [23:0]       d2_ent_reg;
 reg [SLOT_W-1:0] d2_slot_reg;
 reg [LOG2L:0]    d2_fill_reg;
 
-wire [19:0] d1_c    = d1_k_reg >> tb_reg;
+wire [19:0] d1_c    = d1_k_reg >> tb_reg[2:0];   // tb <= 4 (checked on load)
 wire [31:0] d1_prod = d1_c[15:0] * ics_reg;
 wire [3:0]  d1_tap  = d1_k_reg[3:0] & ~(4'hf << tb_reg);
 reg  [15:0] d1_tapv;
@@ -523,7 +523,7 @@ end
  */
 assign desc_waddr = {layer_reg[LAYER_W-1:0], sub_reg[1:0]};
 assign desc_wdata = s_tdata;
-assign chan_waddr = rec_base_reg[CH_AW-1:0] + c_reg[CH_AW-1:0];
+assign chan_waddr = rec_base_reg[CH_AW-1:0] + c_reg;
 assign chan_wdata = {lslot_reg[SLOT_W-1:0] + lent_reg[SLOT_W-1:0], s_tdata[23:0], s_reg, m_reg, bias_reg};
 
 always @* begin
@@ -597,18 +597,18 @@ always @(posedge clk) begin
                         lq_reg <= b0_lq[2:0];
                         tb_reg <= b0_tb;
                         c_out_reg <= b0_cout;
-                        c_out_m1_reg <= b0_cout - 16'd1;
+                        c_out_m1_reg <= b0_cout[CH_AW-1:0] - {{(CH_AW-1){1'b0}}, 1'b1};
                     end
                     3'd1: begin
                         ics_reg <= s_tdata[63:48];
-                        if (layer_reg == 8'd0) begin
+                        if (SP != 0 && layer_reg == 8'd0) begin
                             h0_reg <= s_tdata[15:0];
                             w0_reg <= s_tdata[47:32];
                             cs0_reg <= s_tdata[63:48];
                         end
                     end
                     3'd2: begin
-                        if (layer_reg == 8'd0) begin
+                        if (SP != 0 && layer_reg == 8'd0) begin
                             rs0_reg <= s_tdata[31:16];
                             int_reg <= in_base_reg + pad_mul;
                         end
@@ -620,7 +620,7 @@ always @(posedge clk) begin
                         taps_reg[255:192] <= s_tdata;
                         state_reg <= L_CHAN;
                         half_reg <= 1'b0;
-                        c_reg <= 16'd0;
+                        c_reg <= {CH_AW{1'b0}};
                         lent_reg <= {(SLOT_W+1){1'b0}};
                         lent_over_reg <= 1'b0;
                     end
@@ -637,12 +637,12 @@ always @(posedge clk) begin
                 end else begin
                     lent_reg <= lent_next[SLOT_W:0];
                     lent_over_reg <= slot_over;
-                    c_reg <= c_reg + 16'd1;
+                    c_reg <= c_reg + {{(CH_AW-1){1'b0}}, 1'b1};
                     if (last_rec) begin
                         state_reg <= L_BLK;
                         sub_reg <= 3'd0;
                         eslot_reg <= lslot_reg[SLOT_W-1:0];
-                        row_reg <= 16'd0;
+                        row_reg <= {CH_AW{1'b0}};
                         grp_left_reg <= {GW{1'b0}};
                         row_last_reg <= 1'b0;
                     end
@@ -668,7 +668,7 @@ always @(posedge clk) begin
                 grp_left_reg <= grp_after;
                 eslot_reg <= eslot_reg + {{(SLOT_W-LOG2L-1){1'b0}}, fill};
                 if (row_start) begin
-                    row_reg <= row_reg + 16'd1;
+                    row_reg <= row_reg + {{(CH_AW-1){1'b0}}, 1'b1};
                     row_last_reg <= cur_last;
                 end
                 if (dec_end) begin
@@ -713,11 +713,11 @@ assign prog_n_max    = n_max_reg;
 assign prog_thr      = thr_reg;
 assign prog_c_in     = c_in_reg;
 assign prog_pad      = pad_reg;
-assign prog_h0       = h0_reg;
-assign prog_w0       = w0_reg;
-assign prog_rs0      = rs0_reg[ADDR_W-1:0];
-assign prog_cs0      = cs0_reg[ADDR_W-1:0];
-assign prog_interior = int_reg[ADDR_W-1:0];
+assign prog_h0       = (SP != 0) ? h0_reg : 16'd0;   // first-layer grid: sparse-pixel mode only
+assign prog_w0       = (SP != 0) ? w0_reg : 16'd0;
+assign prog_rs0      = (SP != 0) ? rs0_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
+assign prog_cs0      = (SP != 0) ? cs0_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
+assign prog_interior = (SP != 0) ? int_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
 
 // reserved / sparse-pixel header fields, upper tap-index bits, product bits above 16
 wire unused_ok = &{1'b0, b0_flags[0], slot_nx[LOG2L], d1_prod[31:16], d1_c[19:16], chan_rd_data, lslot_end[LOG2L-1:0],
