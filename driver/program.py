@@ -30,6 +30,9 @@ F_MAXRED = C.LAYER_FLAGS["MAXRED"]
 F_AVG = C.LAYER_FLAGS["AVG"]
 F_POOLSITES = C.LAYER_FLAGS["POOLSITES"]
 F_SCRUB = C.LAYER_FLAGS["SCRUB"]
+# POOLSITES layers: pooled grid (h_it, w_valid) at most this many rows and columns
+# (the engine's cell map is addressed by 6-bit cell coordinates)
+POOLSITES_MAX = 64
 ALL_FLAGS = F_RELU | F_POOL | F_OUT | F_SITES | F_MAXRED | F_AVG | F_POOLSITES | F_SCRUB
 MODE_DENSE, MODE_REDUCE, MODE_SITES = (C.INPUT_MODES[k] for k in ("DENSE", "REDUCE", "SITES"))
 MAX_SITE_CHANNELS = 6
@@ -418,6 +421,8 @@ def _check_layer(d: LayerDesc, hw: HwConfig, last: bool, n_out: int, beat: int) 
         bad.append("MAXRED/AVG/POOLSITES need SITES")
     if (d.flags & F_MAXRED) and (d.flags & F_AVG):
         bad.append("MAXRED and AVG together")
+    if (d.flags & F_POOLSITES) and (d.h_it > POOLSITES_MAX or d.w_valid > POOLSITES_MAX):
+        bad.append(f"POOLSITES grid {d.h_it}x{d.w_valid} > {POOLSITES_MAX}x{POOLSITES_MAX}")
     if (d.in_list or d.out_list) and not d.sites:
         bad.append("site lists on a non-SITES layer")
     if hw.site_cap == 0 and (d.flags & ~(F_RELU | F_POOL | F_OUT) or d.in_list or d.out_list):

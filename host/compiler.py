@@ -36,7 +36,8 @@ from zeroskip.driver.program import (
 )
 
 from zeroskip.driver.bundle import pack_inputs  # noqa: F401  (re-exported: one packer for host and board)
-from zeroskip.driver.program import F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, MODE_REDUCE, MODE_SITES
+from zeroskip.driver.program import (F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, MODE_REDUCE, MODE_SITES,
+                                     POOLSITES_MAX)
 
 from .qmodel import QLayer, QModel
 
@@ -371,6 +372,12 @@ def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str
         raise CompileError("hardware input reduce needs a single-channel input; use input_mode='sites'")
     if input_mode == "sites" and shapes[0][0] > 6:
         raise CompileError("pre-reduced site packets carry at most 6 channels")
+    for i, layer in enumerate(layers_m):
+        if layer.kind == "spool" and (shapes[i][1] // 2 > POOLSITES_MAX or shapes[i][2] // 2 > POOLSITES_MAX):
+            raise CompileError(f"sparse pooling layer {i} ({layer.name or 'spool'}): pooled grid "
+                               f"{shapes[i][1] // 2}x{shapes[i][2] // 2}, the overlay pools sites on grids of at most "
+                               f"{POOLSITES_MAX}x{POOLSITES_MAX} (input maps up to "
+                               f"{2 * POOLSITES_MAX + 1}x{2 * POOLSITES_MAX + 1})")
     # regions: input of every layer, disjoint
     regs = []
     base = 0

@@ -57,14 +57,26 @@ end
 wire [LOG2L-1:0] a0  = wr_addr[LOG2L-1:0];
 wire [ROW_W-1:0] row = wr_addr[ADDR_W-1:LOG2L];
 
-genvar gb;
+// the request rotated by a0: element (b - a0) mod LANES of {wr_en, wr_data} to bank b,
+// as a log shifter (stage s rotates by 2^s when a0[s])
+wire [LANES*9-1:0] rot [0:LOG2L];
+
+genvar gb, gs;
 generate
+for (gb = 0; gb < LANES; gb = gb + 1) begin : g_req
+    assign rot[0][gb*9 +: 9] = {wr_en[gb], wr_data[gb*8 +: 8]};
+end
+for (gs = 0; gs < LOG2L; gs = gs + 1) begin : g_stage
+    for (gb = 0; gb < LANES; gb = gb + 1) begin : g_lane
+        localparam integer SRC = (gb + LANES - (1 << gs)) % LANES;
+        assign rot[gs+1][gb*9 +: 9] = a0[gs] ? rot[gs][SRC*9 +: 9] : rot[gs][gb*9 +: 9];
+    end
+end
 for (gb = 0; gb < LANES; gb = gb + 1) begin : g_bank
     localparam [LOG2L-1:0] BANK = gb;
-    // element k = (b - a0) mod LANES of the request lands in this bank
+    // element (b - a0) mod LANES of the request lands in this bank
     // (the borrow says the element wrapped into the next row)
     wire [LOG2L:0]   diff  = {1'b0, BANK} - {1'b0, a0};
-    wire [LOG2L-1:0] k     = diff[LOG2L-1:0];
     wire [ROW_W-1:0] b_row = row + {{(ROW_W-1){1'b0}}, diff[LOG2L]};
 
     zs_sdp_ram #(
@@ -73,9 +85,9 @@ for (gb = 0; gb < LANES; gb = gb + 1) begin : g_bank
     )
     bank_inst (
         .clk(clk),
-        .wr_en(wr_en[k]),
+        .wr_en(rot[LOG2L][gb*9 + 8]),
         .wr_addr(b_row),
-        .wr_data(wr_data[k*8 +: 8]),
+        .wr_data(rot[LOG2L][gb*9 +: 8]),
         .rd_en(1'b1),
         .rd_addr(rd_row[gb*ROW_W +: ROW_W]),
         .rd_data(rd_data[gb*8 +: 8])

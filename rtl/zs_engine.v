@@ -151,6 +151,7 @@ reg [3:0]  state_reg;
 reg        load_cmd_reg;     // the command in progress is a LOAD
 reg        cnt_en_reg;
 reg [31:0] pkt_idx_reg;     // beats accepted in the current packet
+wire [31:0] pkt_idx_p1 = pkt_idx_reg + 32'd1;
 reg        tlast_seen_reg;
 reg [7:0]  code_reg;         // error of the command in progress
 reg [31:0] eidx_reg;
@@ -234,6 +235,7 @@ loader_inst (
     .rst(erst),
     .start(state_reg == S_IDLE && cmd_load),
     .beat_idx(pkt_idx_reg),
+    .beat_idx_p1(pkt_idx_p1),
     .done(ld_done),
     .err(ld_err),
     .err_code(ld_err_code),
@@ -649,7 +651,7 @@ always @(posedge clk) begin
         end
     end else begin
         if (s_fire) begin
-            pkt_idx_reg <= pkt_idx_reg + 32'd1;
+            pkt_idx_reg <= pkt_idx_p1;
             if (s_axis_tlast) begin
                 tlast_seen_reg <= 1'b1;
             end

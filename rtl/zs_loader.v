@@ -64,6 +64,7 @@ module zs_loader #
      */
     input  wire                  start,      // a program packet follows
     input  wire [31:0]           beat_idx,   // index of the current beat in the packet
+    input  wire [31:0]           beat_idx_p1, // beat_idx + 1
     output wire                  done,
     output reg                   err,
     output reg  [7:0]            err_code,
@@ -117,8 +118,8 @@ initial begin
         $error("zs_loader: MAX_LAYERS must be 1..255, CH_CAP and OUT_CAP 1..65535 (instance %m)");
         $finish;
     end
-    if (W_SLOTS % LANES != 0 || W_SLOTS < 2 * LANES) begin
-        $error("zs_loader: W_SLOTS must be a multiple of LANES (instance %m)");
+    if (W_SLOTS % LANES != 0 || W_SLOTS < 2 * LANES || W_SLOTS > (1 << 22)) begin
+        $error("zs_loader: W_SLOTS must be a multiple of LANES, at most 2^22 (instance %m)");
         $finish;
     end
 end
@@ -141,7 +142,6 @@ localparam [31:0] MAX_LAYERS_32 = MAX_LAYERS;
 localparam [31:0] LANES_32      = LANES;
 localparam [32:0] ACT_BYTES_33  = {1'b0, ACT_BYTES_32};
 localparam [32:0] W_SLOTS_33    = {1'b0, W_SLOTS_32};
-localparam [28:0] W_SLOTS_29    = W_SLOTS_32[28:0];
 localparam [16:0] CH_CAP_17     = CH_CAP_32[16:0];
 localparam [15:0] OUT_CAP_16    = OUT_CAP_32[15:0];
 localparam [7:0]  MAX_LAYERS_8  = MAX_LAYERS_32[7:0];
@@ -151,6 +151,8 @@ localparam [4:0]  LOG2L_5       = LOG2L[4:0];
 localparam [31:0] SITE_CAP_32   = SITE_CAP;
 localparam [8:0]  SITE_CAP_9    = SITE_CAP_32[8:0];
 localparam        SP            = (SITE_CAP > 0) ? 1 : 0;
+// a decoded row has n_groups <= W_SLOTS (the layer's slots were checked against W_SLOTS)
+localparam        GW            = SLOT_W + 1;
 
 integer i;
 
@@ -174,21 +176,24 @@ reg              lsites_reg;         // the current (after beat 0: previous) lay
 
 // current layer
 reg [7:0]        layer_reg;
-reg [31:0]       dbase_reg;          // beat index of the descriptor
+// beat index of the descriptor (in a descriptor), of the record's first beat (in a
+// channel record), of a weight block's third beat (in its decode)
+reg [31:0]       mark_reg;
 reg              dbad_reg;           // a descriptor field is out of range
 reg              dcap_reg;           // channel records exceed CH_CAP
 reg              out_layer_reg;
 reg              pool_reg;
+reg              psites_reg;         // a POOLSITES layer (its grid is at most 64 x 64)
 reg [2:0]        lq_reg;
 reg [3:0]        tb_reg;
 reg [15:0]       c_out_reg;
-reg [15:0]       c_out_m1_reg;
+reg [CH_AW-1:0]  c_out_m1_reg;       // C_out - 1 (C_out <= CH_CAP once past the descriptor)
 reg [15:0]       ics_reg;
 reg [255:0]      taps_reg;
 
 // running totals
 reg [16:0]       rec_base_reg;       // first record of the layer
-reg [15:0]       c_reg;              // channel record within the layer
+reg [CH_AW-1:0]  c_reg;              // channel record within the layer
 reg [SLOT_W:0]   lslot_reg;          // first slot of the layer (multiple of LANES)
 reg [SLOT_W:0]   lent_reg;           // slots of the layer so far (while not over)
 reg              lent_over_reg;      // the layer's slots exceed W_SLOTS
@@ -197,18 +202,16 @@ reg              lent_over_reg;      // the layer's slots exceed W_SLOTS
 reg [31:0]       bias_reg;
 reg [15:0]       m_reg;
 reg [5:0]        s_reg;
-reg [31:0]       rec_idx_reg;        // beat index of the record's first beat
 
 // weight blocks
 reg [63:0]       codes_reg;
 reg [127:0]      wts_reg;
 reg [3:0]        j_reg;
 reg              b2_tlast_reg;       // the block's third beat carried TLAST
-reg [31:0]       b2_idx_reg;         // and its index
 reg [CH_AW-1:0]  rd_row_reg;         // record whose n_groups is on chan_rd_data
-reg [15:0]       row_reg;            // rows of the layer started so far
+reg [CH_AW-1:0]  row_reg;            // rows of the layer started so far (mod 2^CH_AW)
 reg              row_last_reg;       // the current row is the layer's last
-reg [23:0]       grp_left_reg;       // groups left in the current row (0: next entry starts a row)
+reg [GW-1:0]     grp_left_reg;       // groups left in the current row (0: next entry starts a row)
 reg [19:0]       k_reg;
 reg [SLOT_W-1:0] eslot_reg;          // next slot
 reg [1:0]        tail_reg;
@@ -263,6 +266,8 @@ always @* begin
         3'd1: begin
             if (s_tdata[15:0] == 16'd0 || s_tdata[31:16] == 16'd0) desc_bad = 1'b1;
             if (pool_reg && s_tdata[0]) desc_bad = 1'b1;
+            // POOLSITES: the cell map holds 64 x 64 cells
+            if (SP != 0 && psites_reg && (s_tdata[15:0] > 16'd64 || s_tdata[47:32] > 16'd64)) desc_bad = 1'b1;
             if (out_layer_reg && (s_tdata[15:0] != 16'd1 || s_tdata[31:16] != 16'd1)) desc_bad = 1'b1;
             if (addr_bad(s_tdata[63:48])) desc_bad = 1'b1;
         end
@@ -278,11 +283,14 @@ always @* begin
     endcase
 end
 
-wire [27:0] ch_slots   = {4'd0, s_tdata[23:0]} << lq_reg;
+// n_groups >= 2^GW (> W_SLOTS) is over on its own; below, the sums fit in SW2 bits
+localparam       SW2       = GW + 9;
+wire             ng_big    = (s_tdata[23:GW] != {(24-GW){1'b0}});
+wire [SW2-1:0]   ch_slots  = {9'd0, s_tdata[GW-1:0]} << lq_reg;
 // slots of the layer so far; once past W_SLOTS only the overflow flag matters
-wire [28:0]     lent_next = {{(28-SLOT_W){1'b0}}, lent_reg} + {1'b0, ch_slots};
-wire [28:0]     slot_end  = {{(28-SLOT_W){1'b0}}, lslot_reg} + lent_next;
-wire            slot_over = lent_over_reg || (slot_end > W_SLOTS_29);
+wire [SW2-1:0]   lent_next = {{(SW2-SLOT_W-1){1'b0}}, lent_reg} + ch_slots;
+wire [SW2-1:0]   slot_end  = {{(SW2-SLOT_W-1){1'b0}}, lslot_reg} + lent_next;
+wire             slot_over = lent_over_reg || ng_big || (slot_end > W_SLOTS_32[SW2-1:0]);
 wire        last_rec   = (c_reg == c_out_m1_reg);
 
 wire [32:0] hdr_slots  = {1'b0, s_tdata[31:0]};
@@ -305,9 +313,9 @@ end
 wire [3:0]  code      = code_arr[j_reg];
 wire [7:0]  wt        = wt_arr[j_reg];
 wire        gend      = (code == 4'd15);
-wire        row_start = (grp_left_reg == 24'd0);
-wire [23:0] rd_ng     = chan_rd_data[77:54];
-wire [23:0] cur_grp   = row_start ? rd_ng : grp_left_reg;
+wire        row_start = (grp_left_reg == {GW{1'b0}});
+wire [GW-1:0] rd_ng   = chan_rd_data[54 +: GW];
+wire [GW-1:0] cur_grp = row_start ? rd_ng : grp_left_reg;
 wire        cur_last  = row_start ? (row_reg == c_out_m1_reg) : row_last_reg;
 wire [19:0] k_base    = row_start ? 20'd0 : k_reg;
 wire [19:0] k_new     = gend ? k_base : k_base + {16'd0, code};
@@ -317,9 +325,9 @@ wire [LOG2L:0]   fill  = gend ? ({1'b0, qmask} - {1'b0, eslot_reg[LOG2L-1:0] & q
 // the entry completes its group when the next slot is group-aligned
 wire [LOG2L:0]   slot_nx  = {1'b0, eslot_reg[LOG2L-1:0]} + fill;
 wire        grp_done  = ((slot_nx[LOG2L-1:0] & qmask) == {LOG2L{1'b0}});
-wire [23:0] grp_after = grp_done ? cur_grp - 24'd1 : cur_grp;
+wire [GW-1:0] grp_after = grp_done ? cur_grp - {{(GW-1){1'b0}}, 1'b1} : cur_grp;
 wire        dec       = (state_reg == L_DEC);
-wire        layer_end = dec && (grp_after == 24'd0) && cur_last;
+wire        layer_end = dec && (grp_after == {GW{1'b0}}) && cur_last;
 wire        dec_end   = dec && (layer_end || j_reg == 4'd15);
 
 /*
@@ -412,10 +420,10 @@ always @* begin
         IX_ONE:  err_idx = 32'd1;
         IX_TWO:  err_idx = 32'd2;
         IX_HDR3: err_idx = 32'd3;
-        IX_DESC: err_idx = dbase_reg;
-        IX_REC:  err_idx = rec_idx_reg;
-        IX_NEXT: err_idx = beat_idx + 32'd1;
-        IX_B2:   err_idx = b2_idx_reg;
+        IX_DESC: err_idx = mark_reg;
+        IX_REC:  err_idx = mark_reg;
+        IX_NEXT: err_idx = beat_idx_p1;
+        IX_B2:   err_idx = mark_reg;
         default: err_idx = beat_idx;
     endcase
 end
@@ -453,7 +461,7 @@ reg [23:0]       d2_ent_reg;
 reg [SLOT_W-1:0] d2_slot_reg;
 reg [LOG2L:0]    d2_fill_reg;
 
-wire [19:0] d1_c    = d1_k_reg >> tb_reg;
+wire [19:0] d1_c    = d1_k_reg >> tb_reg[2:0];   // tb <= 4 (checked on load)
 wire [31:0] d1_prod = d1_c[15:0] * ics_reg;
 wire [3:0]  d1_tap  = d1_k_reg[3:0] & ~(4'hf << tb_reg);
 reg  [15:0] d1_tapv;
@@ -515,7 +523,7 @@ end
  */
 assign desc_waddr = {layer_reg[LAYER_W-1:0], sub_reg[1:0]};
 assign desc_wdata = s_tdata;
-assign chan_waddr = rec_base_reg[CH_AW-1:0] + c_reg[CH_AW-1:0];
+assign chan_waddr = rec_base_reg[CH_AW-1:0] + c_reg;
 assign chan_wdata = {lslot_reg[SLOT_W-1:0] + lent_reg[SLOT_W-1:0], s_tdata[23:0], s_reg, m_reg, bias_reg};
 
 always @* begin
@@ -579,27 +587,28 @@ always @(posedge clk) begin
                 dbad_reg <= dbad_reg || desc_bad;
                 case (sub_reg)
                     3'd0: begin
-                        dbase_reg <= beat_idx;
+                        mark_reg <= beat_idx;
                         dbad_reg <= desc_bad;
                         lsites_reg <= b0_sites;
                         dcap_reg <= (rec_base_reg + {1'b0, b0_cout}) > CH_CAP_17;
                         out_layer_reg <= b0_flags[`ZS_FLAG_OUT];
                         pool_reg <= b0_flags[`ZS_FLAG_POOL];
+                        psites_reg <= b0_flags[`ZS_FLAG_POOLSITES];
                         lq_reg <= b0_lq[2:0];
                         tb_reg <= b0_tb;
                         c_out_reg <= b0_cout;
-                        c_out_m1_reg <= b0_cout - 16'd1;
+                        c_out_m1_reg <= b0_cout[CH_AW-1:0] - {{(CH_AW-1){1'b0}}, 1'b1};
                     end
                     3'd1: begin
                         ics_reg <= s_tdata[63:48];
-                        if (layer_reg == 8'd0) begin
+                        if (SP != 0 && layer_reg == 8'd0) begin
                             h0_reg <= s_tdata[15:0];
                             w0_reg <= s_tdata[47:32];
                             cs0_reg <= s_tdata[63:48];
                         end
                     end
                     3'd2: begin
-                        if (layer_reg == 8'd0) begin
+                        if (SP != 0 && layer_reg == 8'd0) begin
                             rs0_reg <= s_tdata[31:16];
                             int_reg <= in_base_reg + pad_mul;
                         end
@@ -611,7 +620,7 @@ always @(posedge clk) begin
                         taps_reg[255:192] <= s_tdata;
                         state_reg <= L_CHAN;
                         half_reg <= 1'b0;
-                        c_reg <= 16'd0;
+                        c_reg <= {CH_AW{1'b0}};
                         lent_reg <= {(SLOT_W+1){1'b0}};
                         lent_over_reg <= 1'b0;
                     end
@@ -621,20 +630,20 @@ always @(posedge clk) begin
             L_CHAN: if (accept) begin
                 half_reg <= !half_reg;
                 if (!half_reg) begin
-                    rec_idx_reg <= beat_idx;
+                    mark_reg <= beat_idx;
                     bias_reg <= s_tdata[31:0];
                     m_reg <= s_tdata[47:32];
                     s_reg <= s_tdata[53:48];
                 end else begin
                     lent_reg <= lent_next[SLOT_W:0];
                     lent_over_reg <= slot_over;
-                    c_reg <= c_reg + 16'd1;
+                    c_reg <= c_reg + {{(CH_AW-1){1'b0}}, 1'b1};
                     if (last_rec) begin
                         state_reg <= L_BLK;
                         sub_reg <= 3'd0;
                         eslot_reg <= lslot_reg[SLOT_W-1:0];
-                        row_reg <= 16'd0;
-                        grp_left_reg <= 24'd0;
+                        row_reg <= {CH_AW{1'b0}};
+                        grp_left_reg <= {GW{1'b0}};
                         row_last_reg <= 1'b0;
                     end
                 end
@@ -646,8 +655,8 @@ always @(posedge clk) begin
                     3'd1: wts_reg[63:0] <= s_tdata;
                     default: begin
                         wts_reg[127:64] <= s_tdata;
-                        b2_tlast_reg <= s_tlast;
-                        b2_idx_reg <= beat_idx;
+                        b2_tlast_reg <= s_tlast;   // (mark_reg: its index)
+                        mark_reg <= beat_idx;
                         state_reg <= L_DEC;
                         j_reg <= 4'd0;
                     end
@@ -659,7 +668,7 @@ always @(posedge clk) begin
                 grp_left_reg <= grp_after;
                 eslot_reg <= eslot_reg + {{(SLOT_W-LOG2L-1){1'b0}}, fill};
                 if (row_start) begin
-                    row_reg <= row_reg + 16'd1;
+                    row_reg <= row_reg + {{(CH_AW-1){1'b0}}, 1'b1};
                     row_last_reg <= cur_last;
                 end
                 if (dec_end) begin
@@ -704,15 +713,15 @@ assign prog_n_max    = n_max_reg;
 assign prog_thr      = thr_reg;
 assign prog_c_in     = c_in_reg;
 assign prog_pad      = pad_reg;
-assign prog_h0       = h0_reg;
-assign prog_w0       = w0_reg;
-assign prog_rs0      = rs0_reg[ADDR_W-1:0];
-assign prog_cs0      = cs0_reg[ADDR_W-1:0];
-assign prog_interior = int_reg[ADDR_W-1:0];
+assign prog_h0       = (SP != 0) ? h0_reg : 16'd0;   // first-layer grid: sparse-pixel mode only
+assign prog_w0       = (SP != 0) ? w0_reg : 16'd0;
+assign prog_rs0      = (SP != 0) ? rs0_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
+assign prog_cs0      = (SP != 0) ? cs0_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
+assign prog_interior = (SP != 0) ? int_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
 
 // reserved / sparse-pixel header fields, upper tap-index bits, product bits above 16
 wire unused_ok = &{1'b0, b0_flags[0], slot_nx[LOG2L], d1_prod[31:16], d1_c[19:16], chan_rd_data, lslot_end[LOG2L-1:0],
-                   in_base_reg, in_bytes_reg[31:17], in_mode_reg[7:2], pad_mul_full[19:16], rs0_reg, cs0_reg, int_reg, lent_next[28:SLOT_W+1], slot_end[28:SLOT_W+1]};
+                   in_base_reg, in_bytes_reg[31:17], in_mode_reg[7:2], pad_mul_full[19:16], rs0_reg, cs0_reg, int_reg, lent_next[SW2-1:SLOT_W+1], slot_end[SW2-1:SLOT_W+1]};
 
 endmodule
 

@@ -345,11 +345,13 @@ endgenerate
 reg [31:0]       bias_reg;
 reg [15:0]       m_reg;
 reg [5:0]        s_reg;
-reg [23:0]       ng_reg;       // n_groups of the current channel
+// n_groups <= W_SLOTS (the loader refuses a layer whose slots exceed W_SLOTS)
+localparam GW = SLOT_W + 1;
+reg [GW-1:0]     ng_reg;       // n_groups of the current channel
 reg [SLOT_W-1:0] fs_reg;   // first slot of the current channel
 
 reg [15:0]       c_reg;        // channel
-reg [23:0]       g_reg;        // groups left in the tile
+reg [GW-1:0]     g_reg;        // groups left in the tile
 reg [SLOT_W-1:0] slot_reg;
 reg [15:0]       t_reg;        // tile within the row (SITES: site)
 reg              ph_reg;        // pool phase: 0 even row, 1 odd row
@@ -377,7 +379,7 @@ reg [15:0] yo_end_reg;
 reg [15:0] c_end_reg;
 reg        first_reg;          // first group of the tile
 
-wire g_last    = (g_reg == 24'd1);   // g_reg counts the groups left
+wire g_last    = (g_reg == {{(GW-1){1'b0}}, 1'b1});   // g_reg counts the groups left
 wire t_last    = (t_reg == t_end_reg);
 wire yo_last   = (yo_reg == yo_end_reg);
 wire tile_last = yo_last && t_last && (!f_pool || ph_reg);
@@ -386,7 +388,7 @@ wire c_last    = (c_reg == c_end_reg);
 wire [31:0]       h_bias = head[31:0];
 wire [15:0]       h_m    = head[47:32];
 wire [5:0]        h_s    = head[53:48];
-wire [23:0]       h_ng   = head[77:54];
+wire [GW-1:0]     h_ng   = head[54 +: GW];
 wire [SLOT_W-1:0] h_fs   = head[78 +: SLOT_W];
 
 localparam [7:0] SETUP_LAST = LAYER_SETUP - 1;
@@ -462,7 +464,7 @@ always @(posedge clk) begin
         end
     end else if (phase_reg == PH_ISSUE) begin
         if (!g_last) begin
-            g_reg <= g_reg - 24'd1;
+            g_reg <= g_reg - {{(GW-1){1'b0}}, 1'b1};
             first_reg <= 1'b0;
             slot_reg <= slot_reg + q_step;
         end else begin
@@ -671,7 +673,7 @@ assign clr_addr = (phase_reg == PH_SCRUB) ? sc_base_reg + st_off1 : clr_addr_reg
 // reserved bits) and address bits above ADDR_W
 wire unused_ok = &{1'b0, d0_reg[63:48], d0_reg[31:22], d0_reg[19:15], d0_reg[11],
                    d1_reg[63:48], d3_reg[63:49], in_rstride, out_rstride, out_cstride,
-                   in_base, out_base, clear_base, cfg_out};
+                   in_base, out_base, clear_base, cfg_out, head[77:54+GW]};
 
 endmodule
 

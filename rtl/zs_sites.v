@@ -8,7 +8,8 @@
 //   build    (POOLSITES, started in the layer's SETUP) one input site per cycle:
 //              P0 read in_list[i] (i = 0 in the b_start cycle)   P1 cell = (y>>1, x>>1), read map[cell]
 //              P2 read out_list[map[cell]]   P3 hit / append / count
-//            The cell map (16K x log2 SITE_CAP, never cleared) holds the index of a
+//            The cell map (4K x log2 SITE_CAP, addressed by {cy[5:0], cx[5:0]}, never
+//            cleared; the loader limits POOLSITES grids to 64 x 64) holds the index of a
 //            cell in out_list; an entry counts only when it is below the list's length
 //            and that list entry holds the cell (a "sparse set"). The two writes before
 //            P3 are forwarded. A cell's count saturates at 4 (it is only used as min(n, 4)).
@@ -55,7 +56,7 @@ module zs_sites #
     input  wire              b_in_list,
     input  wire              b_out_list,
     input  wire [15:0]       b_h,          // cells with cy >= b_h or cx >= b_w are dropped
-    input  wire [15:0]       b_w,          // (used from 3 cycles after b_start)
+    input  wire [15:0]       b_w,          // (used from 3 cycles after b_start; at most 64)
     output wire [LW-1:0]     b_n_in,       // sites of the input list (from the cycle after b_start)
 
     /*
@@ -131,7 +132,7 @@ list2_inst (
  * Cell map
  */
 reg             m_we;
-reg  [13:0]     m_waddr;
+reg  [11:0]     m_waddr;
 reg  [IW-1:0]   m_wdata;
 wire [IW-1:0]   m_rd_data;
 
@@ -157,7 +158,7 @@ wire          p0       = p0_first || (b_act_reg && (b_i_reg != b_n_reg));
 wire [13:0] p1_cell = {l1_rd_data[18:12], l1_rd_data[10:4]};
 
 zs_sdp_ram #(
-    .DEPTH(16384),
+    .DEPTH(4096),
     .WIDTH(IW),
     .RAM_BLOCK(1)
 )
@@ -167,7 +168,7 @@ map_inst (
     .wr_addr(m_waddr),
     .wr_data(m_wdata),
     .rd_en(p1_v_reg),
-    .rd_addr(p1_cell),
+    .rd_addr({p1_cell[12:7], p1_cell[5:0]}),
     .rd_data(m_rd_data)
 );
 
@@ -175,7 +176,8 @@ map_inst (
 wire [LW-1:0] olen   = b_ol_reg ? len_b_reg : len_a_reg;
 wire [6:0]    p3_cy  = p3_cell_reg[13:7];
 wire [6:0]    p3_cx  = p3_cell_reg[6:0];
-wire          drop   = ({9'd0, p3_cy} >= b_h) || ({9'd0, p3_cx} >= b_w);
+// b_h, b_w <= 64 (checked on load), so their low 8 bits decide
+wire          drop   = ({1'b0, p3_cy} >= b_h[7:0]) || ({1'b0, p3_cx} >= b_w[7:0]);
 wire          fw1    = w1_v_reg && (w1_cell_reg == p3_cell_reg);
 wire          fw2    = w2_v_reg && (w2_cell_reg == p3_cell_reg);
 wire          ram_ok = ({1'b0, p3_idx_reg} < olen) && !(w1_v_reg && w1_idx_reg == p3_idx_reg) &&
@@ -200,7 +202,7 @@ always @* begin
         l_we = 1'b1;
     end
     m_we = b_app;
-    m_waddr = p3_cell_reg;
+    m_waddr = {p3_cell_reg[12:7], p3_cell_reg[5:0]};
     m_wdata = olen[IW-1:0];
 end
 
@@ -304,7 +306,7 @@ assign b_n_in = b_n_reg;
 
 // cells have 7-bit coordinates; the high product bits wrap modulo ACT_BYTES
 wire unused_ok = &{1'b0, prod1[ADDR_W+8:ADDR_W], prod2[ADDR_W+7:ADDR_W],
-                   st_rs1, st_rs2, e_y[0], e_x[0]};
+                   st_rs1, st_rs2, e_y[0], e_x[0], b_h[15:8], b_w[15:8]};
 
 endmodule
 

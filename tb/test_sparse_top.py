@@ -220,6 +220,8 @@ async def test_sparse_load_checks(dut):
         ("SITES with P > 1", _set_field(_set_field(good, d0, 8, 4, 1), d0, 12, 4, hw.lanes_log2 - 1)),
         ("MAXRED and AVG", _set_field(good, d1, 4, 2, 3)),
         ("POOLSITES without SITES", _set_field(good, d1, 3, 1, 0)),
+        ("POOLSITES with h_it 65", _set_field(good, d1 + 1, 0, 16, 65)),
+        ("POOLSITES with w_valid 65", _set_field(good, d1 + 1, 32, 16, 65)),
         ("SCRUB on layer 0 in mode 1", _set_field(good, d0, 7, 1, 1)),
         ("in_list on a grid layer", _set_field(good, grid, 20, 1, 1)),
         ("out_list on a grid layer", _set_field(good, grid, 21, 1, 1)),

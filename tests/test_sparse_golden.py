@@ -105,3 +105,32 @@ def test_sparse_needs_site_capacity():
     model = sparse_model(rng, 8, 8, 1, None, 40, 10)
     with pytest.raises(ValueError, match="SITE_CAP"):
         compile_model(model, HwConfig(lanes=8, site_cap=32))
+
+
+def test_poolsites_grid_limit():
+    """POOLSITES grids are at most 64 x 64: the compiler refuses larger pooled maps, the
+    loader (golden) refuses such a descriptor with BAD_LAYER at the descriptor's beat 0."""
+    rng = np.random.default_rng(5)
+    hw = HwConfig(lanes=8)
+    with pytest.raises(CompileError, match="64x64"):
+        compile_model(sparse_model(rng, 130, 4, 1, "max", 8, 10), hw, input_mode="sites")
+    with pytest.raises(CompileError, match="64x64"):
+        compile_model(sparse_model(rng, 4, 131, 1, "avg", 8, 10), hw, input_mode="sites")
+    model = sparse_model(rng, 129, 6, 1, "max", 8, 10)
+    prog = compile_model(model, hw, input_mode="reduce")
+    pl = next(i for i, lp in enumerate(prog.layers) if lp.desc.flags & C.LAYER_FLAGS["POOLSITES"])
+    assert (prog.layers[pl].desc.h_it, prog.layers[pl].desc.w_valid) == (64, 3)
+    beats = encode_program(prog)
+    eng = GoldenEngine(hw)
+    assert parse_response(eng.load(beats)[0])[1] == 0
+    d0 = 4 + sum(8 + 2 * len(lp.channels) + 3 * (-(-lp.n_entries // 16)) for lp in prog.layers[:pl])
+    for lo in (0, 32):  # h_it, w_valid of descriptor beat 1
+        bad = beats.copy()
+        v = int(bad[d0 + 1])
+        bad[d0 + 1] = np.uint64((v & ~(0xFFFF << lo)) | (65 << lo))
+        _, code, idx = parse_response(eng.load(bad)[0])
+        assert (code, idx) == (C.ERROR_CODES["BAD_LAYER"], d0)
+        # the same field at 64 is accepted
+        ok = beats.copy()
+        ok[d0 + 1] = np.uint64((v & ~(0xFFFF << lo)) | (64 << lo))
+        assert parse_response(eng.load(ok)[0])[1] == 0
