@@ -415,8 +415,8 @@ def _check_layer(d: LayerDesc, hw: HwConfig, last: bool, n_out: int, beat: int) 
         bad.append("OUT layer must be one 1-pixel tile with C_out = n_out")
     if d.flags & ~ALL_FLAGS:
         bad.append(f"unknown flags 0x{d.flags:02X}")
-    if d.sites and (d.P != 1 or d.pool):
-        bad.append("SITES needs P = 1 and no grid pooling")
+    if d.sites and (d.P != 1 or d.pool or d.out):
+        bad.append("SITES needs P = 1, no grid pooling and a non-OUT layer")
     if (d.flags & (F_MAXRED | F_AVG | F_POOLSITES)) and not d.sites:
         bad.append("MAXRED/AVG/POOLSITES need SITES")
     if (d.flags & F_MAXRED) and (d.flags & F_AVG):

@@ -256,7 +256,7 @@ always @* begin
                 // sparse-pixel flags and site lists: not in this build
                 if (b0_flags[7:3] != 5'd0 || s_tdata[21:20] != 2'd0) desc_bad = 1'b1;
             end else begin
-                if (b0_sites && (b0_lp != 4'd0 || b0_flags[`ZS_FLAG_POOL])) desc_bad = 1'b1;
+                if (b0_sites && (b0_lp != 4'd0 || b0_flags[`ZS_FLAG_POOL] || b0_flags[`ZS_FLAG_OUT])) desc_bad = 1'b1;
                 if (!b0_sites && (b0_flags[6:4] != 3'd0 || s_tdata[21:20] != 2'd0)) desc_bad = 1'b1;
                 if (b0_flags[`ZS_FLAG_MAXRED] && b0_flags[`ZS_FLAG_AVG]) desc_bad = 1'b1;
                 if (b0_flags[`ZS_FLAG_SCRUB] && !(layer_reg == 8'd0 ? in_mode_reg == 8'd2 : lsites_reg)) desc_bad = 1'b1;

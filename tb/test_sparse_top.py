@@ -225,6 +225,7 @@ async def test_sparse_load_checks(dut):
         ("SCRUB on layer 0 in mode 1", _set_field(good, d0, 7, 1, 1)),
         ("in_list on a grid layer", _set_field(good, grid, 20, 1, 1)),
         ("out_list on a grid layer", _set_field(good, grid, 21, 1, 1)),
+        ("SITES on the OUT layer", _set_field(good, starts[-1], 3, 1, 1)),
     ]
     for what, beats in cases:
         resp = await ck.load(beats, what=what)

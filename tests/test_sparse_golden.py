@@ -134,3 +134,19 @@ def test_poolsites_grid_limit():
         ok = beats.copy()
         ok[d0 + 1] = np.uint64((v & ~(0xFFFF << lo)) | (64 << lo))
         assert parse_response(eng.load(ok)[0])[1] == 0
+
+
+def test_sites_on_the_out_layer_is_refused():
+    """The OUT layer writes results, not a site map: SITES there is BAD_LAYER at its
+    descriptor (the flag would leave the results unwritten)."""
+    rng = np.random.default_rng(9)
+    hw = HwConfig(lanes=8)
+    prog = compile_model(sparse_model(rng, 12, 12, 1, "max", 8, 10), hw, input_mode="sites")
+    beats = encode_program(prog)
+    d_out = 4 + sum(8 + 2 * len(lp.channels) + 3 * (-(-lp.n_entries // 16)) for lp in prog.layers[:-1])
+    assert int(beats[d_out]) & C.LAYER_FLAGS["OUT"]       # the descriptor of the OUT layer
+    assert parse_response(GoldenEngine(hw).load(beats)[0])[1] == 0
+    bad = beats.copy()
+    bad[d_out] = np.uint64(int(bad[d_out]) | C.LAYER_FLAGS["SITES"])
+    _, code, idx = parse_response(GoldenEngine(hw).load(bad)[0])
+    assert (code, idx) == (C.ERROR_CODES["BAD_LAYER"], d_out)
