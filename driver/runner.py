@@ -67,7 +67,7 @@ def run_bundle(bundle: Bundle, backend: str = "auto", *, simulator: str = "veril
 
     n = bundle.inputs.shape[0] if n_samples is None else min(int(n_samples), bundle.inputs.shape[0])
     t0 = time.perf_counter()
-    be = backend_obj or open_backend(backend, hw=bundle.hw, simulator=simulator)
+    be = backend_obj or open_backend(backend, hw=bundle.hw, simulator=simulator, quiet=quiet)
     t_open = time.perf_counter() - t0
     try:
         drv = ZeroSkip(be)

@@ -128,19 +128,11 @@ def _write_plots(out: Path, bundle, s: dict, run) -> None:
 
 def _run_and_report(args, bundle_path: Path, out: Path, extra: dict | None = None) -> dict:
     from zeroskip.driver.bundle import load_bundle
-    from zeroskip.driver.driver import open_backend
     from zeroskip.driver.runner import run_bundle, summary_dict
 
     bundle = load_bundle(bundle_path)
     t = time.perf_counter()
-    # opened here so that --quiet reaches the sim backend's first-run simulator build
-    be = open_backend(args.backend, hw=bundle.hw, simulator=args.simulator, quiet=args.quiet)
-    t_open = time.perf_counter() - t
-    try:
-        run = run_bundle(bundle, args.backend, simulator=args.simulator, quiet=args.quiet, backend_obj=be)
-    finally:
-        be.close()
-    run.timings["open_backend_s"] = t_open
+    run = run_bundle(bundle, args.backend, simulator=args.simulator, quiet=args.quiet)
     wall = time.perf_counter() - t
     s = summary_dict(bundle, run)
     out.mkdir(parents=True, exist_ok=True)

@@ -202,7 +202,9 @@ def _tool_versions(simulator: str) -> str:
     try:
         import cocotb
 
-        parts.append(f"cocotb {cocotb.__version__}")
+        # the Verilator binary links cocotb's VPI library by path: another install
+        # (another venv) is another build
+        parts.append(f"cocotb {cocotb.__version__} in {Path(cocotb.__file__).resolve().parent}")
     except ImportError:
         pass
     if simulator == "verilator":

@@ -17,12 +17,10 @@ models ``test_random_sparse`` compiles per input mode.
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import replace
 
 import cocotb
 import numpy as np
-
 from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import pack_image_beats, parse_response
@@ -31,7 +29,7 @@ from zeroskip.host import randnet
 from zeroskip.host.compiler import CompileError, compile_model
 from zeroskip.host.qmodel import InputReduce, QLayer, QModel, QSparsePool
 from zeroskip.tb.test_zeroskip_top import Checker, _set_field
-from zeroskip.tb.zstb import TB
+from zeroskip.tb.test_zeroskip_top import setup as top_setup
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "4321"))
 
@@ -76,12 +74,7 @@ def compile_or_none(model, hw, mode, dense=False):
 
 
 async def setup(dut, *, flow: bool = True):
-    tb = TB(dut)
-    await tb.reset()
-    r = random.Random(SEED)
-    if flow:
-        tb.random_flow(r)
-    return tb, Checker(tb), r, np.random.default_rng(SEED)
+    return await top_setup(dut, flow=flow, seed=SEED)
 
 
 async def run_images(ck: Checker, prog, x: np.ndarray, what: str):

@@ -153,13 +153,14 @@ class Checker:
         await self.run(img, batch, what=what)
 
 
-async def setup(dut, *, flow: bool = True) -> tuple[TB, Checker, random.Random, np.random.Generator]:
+async def setup(dut, *, flow: bool = True, seed: int = SEED) -> tuple[TB, Checker, random.Random,
+                                                                      np.random.Generator]:
     tb = TB(dut)
     await tb.reset()
-    r = random.Random(SEED)
+    r = random.Random(seed)
     if flow:
         tb.random_flow(r)
-    return tb, Checker(tb), r, np.random.default_rng(SEED)
+    return tb, Checker(tb), r, np.random.default_rng(seed)
 
 
 # ----------------------------------------------------------------------------- tests

@@ -157,8 +157,8 @@ class FakeDevice:
             ch.update(busy=False, idle=True, done_len=len(data))
 
 
-def pynq_backend(dma_class, overlay, timeout=2.0):
-    dev = FakeDevice(overlay)
+def pynq_backend(dma_class, overlay, timeout=2.0, dev=None, description="pynq classes on a stand-in device"):
+    dev = dev or FakeDevice(overlay)
     ip = ZeroSkipIP({"phys_addr": IP_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}})
     dma = dma_class({
         "phys_addr": DMA_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}, "type": DMA_VLNV,
@@ -166,7 +166,7 @@ def pynq_backend(dma_class, overlay, timeout=2.0):
                        "c_m_axi_mm2s_data_width": "64", "c_m_axi_s2mm_data_width": "64",
                        "c_sg_length_width": "26"}})
     be = Backend(kind="board", ip=ip, dma=dma, allocate=lambda shape, dtype: pynq.allocate(shape, dtype, target=dev),
-                 default_timeout=timeout, description="pynq classes on a stand-in device")
+                 default_timeout=timeout, description=description)
     return be, dev
 
 
@@ -304,16 +304,8 @@ class CountingDevice(FakeDevice):
 
 
 def counting_backend(dma_class, overlay, timeout=2.0, **kw):
-    dev = CountingDevice(overlay, **kw)
-    ip = ZeroSkipIP({"phys_addr": IP_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}})
-    dma = dma_class({
-        "phys_addr": DMA_BASE, "addr_range": 0x1000, "device": dev, "interrupts": {}, "type": DMA_VLNV,
-        "parameters": {"c_include_mm2s": "1", "c_include_s2mm": "1", "c_include_sg": "0", "c_micro_dma": "0",
-                       "c_m_axi_mm2s_data_width": "64", "c_m_axi_s2mm_data_width": "64",
-                       "c_sg_length_width": "26"}})
-    be = Backend(kind="board", ip=ip, dma=dma, allocate=lambda shape, dtype: pynq.allocate(shape, dtype, target=dev),
-                 default_timeout=timeout, description="pynq classes on a counting device")
-    return be, dev
+    return pynq_backend(dma_class, overlay, timeout, dev=CountingDevice(overlay, **kw),
+                        description="pynq classes on a counting device")
 
 
 def test_send_channel_timeout_over_pynq_dma_resets_and_recovers(dma_class, workload):

@@ -37,7 +37,7 @@ def _param(build, *rest, slow=False):
     marks = [pytest.mark.xdist_group(BUILDS[build][2])]
     if slow:
         marks.append(pytest.mark.slow)
-    return pytest.param(build, *rest, id=build, marks=marks)
+    return pytest.param(build, *rest, id="-".join([build, *map(str, rest)]), marks=marks)
 
 
 def _run(build, module, env, tmp_path, name):
@@ -77,14 +77,8 @@ def _stream(build, cases, tmp_path):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("build,cases", STREAM_CI)
+@pytest.mark.parametrize("build,cases", STREAM_CI + STREAM_LONG)
 def test_stream_fuzz(build, cases, tmp_path):
-    _stream(build, cases, tmp_path)
-
-
-@pytest.mark.rtl
-@pytest.mark.parametrize("build,cases", STREAM_LONG)
-def test_stream_fuzz_long(build, cases, tmp_path):
     _stream(build, cases, tmp_path)
 
 
@@ -108,14 +102,8 @@ def _stress(build, rounds, trials, tmp_path):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("build,rounds,trials", STRESS_CI)
+@pytest.mark.parametrize("build,rounds,trials", STRESS_CI + STRESS_LONG)
 def test_axi_stress(build, rounds, trials, tmp_path):
-    _stress(build, rounds, trials, tmp_path)
-
-
-@pytest.mark.rtl
-@pytest.mark.parametrize("build,rounds,trials", STRESS_LONG)
-def test_axi_stress_long(build, rounds, trials, tmp_path):
     _stress(build, rounds, trials, tmp_path)
 
 
@@ -135,14 +123,8 @@ def _limits(build, nets, tmp_path):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("build,nets", LIMITS_CI)
+@pytest.mark.parametrize("build,nets", LIMITS_CI + LIMITS_LONG)
 def test_limit_networks(build, nets, tmp_path):
-    _limits(build, nets, tmp_path)
-
-
-@pytest.mark.rtl
-@pytest.mark.parametrize("build,nets", LIMITS_LONG)
-def test_limit_networks_long(build, nets, tmp_path):
     _limits(build, nets, tmp_path)
 
 
