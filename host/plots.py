@@ -64,46 +64,45 @@ def plot_latency(layers: list[dict], clock_mhz: float, path: Path, title: str = 
 
 def plot_block_diagram(path: Path, lanes: int = 8) -> Path:
     """The zero-skip pipeline, drawn from docs/hardware.md."""
-    fig, ax = plt.subplots(figsize=(11, 4.2))
-    ax.set_xlim(0, 11)
-    ax.set_ylim(0, 4.2)
+    fig, ax = plt.subplots(figsize=(12, 4.6))
+    ax.set_xlim(0, 12)
+    ax.set_ylim(0, 4.6)
     ax.axis("off")
+    # name: (x, y, width, height, text); arrows below name explicit endpoints so no line crosses a box
     boxes = {
-        "dma_in": (0.1, 2.6, 1.5, 0.9, "AXI DMA MM2S\n64-bit stream\nprogram / images"),
-        "loader": (2.0, 2.6, 1.6, 0.9, "loader\nparse · check\nrun-code decode"),
-        "wstore": (4.0, 3.1, 1.7, 0.8, "sparse_weight_store\n{offset, weight}"),
-        "act": (4.0, 1.6, 1.7, 1.1, f"activation memory\n{lanes} banks\n(addr mod {lanes})"),
-        "seq": (2.0, 0.9, 1.6, 1.2, "layer sequencer\nchannel × tile ×\nnon-zero groups"),
-        "lanes": (6.1, 2.0, 1.8, 1.6, f"{lanes} zero_skip_mac lanes\nP pixels × Q entries\nsegmented adder tree"),
-        "post": (8.3, 2.0, 1.4, 1.6, "P accumulators\nrequant · ReLU\nclamp · 2×2 max-pool"),
-        "dma_out": (9.9, 0.6, 1.0, 1.0, "S2MM\nresults\n+TLAST"),
-        "regs": (6.1, 0.2, 3.0, 0.9, "AXI4-Lite regs: ctrl · status · error ·\nCYCLES / STALL / MACS counters · IRQ"),
+        "dma_in": (0.1, 3.0, 1.7, 1.0, "AXI DMA MM2S\n64-bit stream\nprogram / images"),
+        "loader": (2.5, 3.0, 1.8, 1.0, "loader\nparse · check\nrun-code decode"),
+        "wstore": (5.1, 3.1, 2.0, 0.8, "sparse_weight_store\n{offset, weight}"),
+        "seq": (2.5, 1.4, 1.8, 1.1, "layer sequencer\nchannel × tile ×\nnon-zero groups"),
+        "act": (5.1, 1.4, 2.0, 1.1, f"activation memory\n{lanes} banks (addr mod {lanes})"),
+        "lanes": (7.9, 1.4, 1.9, 2.5, f"{lanes} zero_skip_mac\nlanes\nP pixels × Q entries\nsegmented\nadder tree"),
+        "post": (10.3, 1.4, 1.6, 2.5, "P accumulators\nrequant · ReLU\nclamp\n2×2 max-pool"),
+        "regs": (0.1, 0.1, 4.2, 0.8, "AXI4-Lite regs: ctrl · status · error ·\nCYCLES / STALL / MACS counters · IRQ"),
+        "dma_out": (10.3, 0.1, 1.6, 0.8, "AXI DMA S2MM\nresults + TLAST"),
     }
     for x, y, w, h, text in boxes.values():
         ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc="#eef4fd", ec="#2f80ed"))
         ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
 
-    def arrow(a, b, text=""):
-        xa, ya, wa, ha, _ = boxes[a]
-        xb, yb, wb, hb, _ = boxes[b]
-        p0 = (xa + wa, ya + ha / 2) if xb > xa + wa - 0.01 else (xa + wa / 2, ya)
-        p1 = (xb, yb + hb / 2) if xb > xa + wa - 0.01 else (xb + wb / 2, yb + hb)
-        ax.add_patch(FancyArrowPatch(p0, p1, arrowstyle="-|>", mutation_scale=12, color="#333"))
-        if text:
-            ax.text((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2 + 0.08, text, fontsize=7, ha="center")
+    label_box = {"fc": "white", "ec": "none", "pad": 0.5}
 
-    arrow("dma_in", "loader")
-    arrow("loader", "wstore", "entries")
-    arrow("loader", "act", "image")
-    arrow("wstore", "lanes", "Q weights")
-    arrow("act", "lanes", "crossbar")
-    arrow("lanes", "post")
-    arrow("post", "dma_out", "int32")
-    ax.add_patch(FancyArrowPatch((8.3, 2.1), (5.7, 2.0), arrowstyle="-|>", mutation_scale=12, color="#333",
-                                 connectionstyle="arc3,rad=0.3"))
-    ax.text(7.0, 1.55, "int8 writes (next layer)", fontsize=7, ha="center")
-    ax.add_patch(FancyArrowPatch((3.6, 1.5), (4.0, 2.0), arrowstyle="-|>", mutation_scale=12, color="#333"))
-    ax.add_patch(FancyArrowPatch((3.6, 1.8), (4.0, 3.3), arrowstyle="-|>", mutation_scale=12, color="#333"))
+    def arrow(p0, p1, text="", rad=0.0, at=None):
+        ax.add_patch(FancyArrowPatch(p0, p1, arrowstyle="-|>", mutation_scale=12, color="#333", shrinkA=2,
+                                     shrinkB=2, connectionstyle=f"arc3,rad={rad}"))
+        if text:
+            tx, ty = at if at else ((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2 + 0.16)
+            ax.text(tx, ty, text, fontsize=7, ha="center", va="center", bbox=label_box)
+
+    arrow((1.85, 3.5), (2.45, 3.5))
+    arrow((4.35, 3.55), (5.05, 3.55), "entries")
+    arrow((4.35, 3.15), (5.05, 2.3), "image", at=(4.55, 2.65))
+    arrow((4.35, 1.95), (5.05, 1.95), "reads")
+    arrow((3.4, 2.95), (3.4, 2.55), "program", at=(3.85, 2.75))
+    arrow((7.15, 3.5), (7.85, 3.5), "Q weights")
+    arrow((7.15, 2.1), (7.85, 2.1), "crossbar")
+    arrow((9.85, 2.65), (10.25, 2.65))
+    arrow((11.1, 1.35), (11.1, 0.95), "int32", at=(11.5, 1.15))
+    arrow((10.3, 1.5), (7.15, 1.55), "int8 writes (next layer)", rad=-0.25, at=(8.7, 0.95))
     ax.set_title("zeroskip engine: only non-zero weights (and active pixels) cost cycles", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
