@@ -26,7 +26,7 @@ bench: setup
 	$(BIN)/zeroskip bench
 
 lint: setup
-	$(BIN)/python -c "from zeroskip.host.resources import tool_env; import os, subprocess, sys; sys.exit(subprocess.call(['$(BIN)/fusesoc', 'run', '--target', 'lint', 'zeroskip'], env={**os.environ, **tool_env()}))"
+	$(BIN)/python -c "from zeroskip.driver.tools import tool_env; import subprocess, sys; sys.exit(subprocess.call(['$(BIN)/fusesoc', 'run', '--target', 'lint', 'zeroskip'], env=tool_env()))"
 
 synth: setup
 	$(BIN)/python -m zeroskip.host.resources --lanes 4,8,16

