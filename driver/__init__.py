@@ -8,6 +8,7 @@ from .driver import (
     ConfigMismatch,
     DmaTimeout,
     EngineError,
+    OverlayStuck,
     ProgramInfo,
     RunResult,
     TransferTooLarge,
@@ -17,5 +18,5 @@ from .driver import (
 )
 from .program import HwConfig
 
-__all__ = ["ConfigMismatch", "DmaTimeout", "EngineError", "HwConfig", "ProgramInfo", "RunResult",
+__all__ = ["ConfigMismatch", "DmaTimeout", "EngineError", "HwConfig", "OverlayStuck", "ProgramInfo", "RunResult",
            "TransferTooLarge", "ZeroSkip", "ZeroSkipError", "open_backend"]

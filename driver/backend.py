@@ -47,7 +47,10 @@ STREAM_BYTES = 8        # 64-bit stream: one beat
 @dataclass
 class Backend:
     """What the driver needs from a backend: the engine's register port, the DMA and an
-    allocator, plus how to release them. ``kind`` is ``"board"``, ``"sim"`` or ``"model"``."""
+    allocator, plus how to release them. ``kind`` is ``"board"``, ``"sim"`` or ``"model"``.
+    ``min_cycles_per_s``: the slowest rate at which the backend advances the engine (on the
+    board a quarter of the 100 MHz clock, which covers memory stalls; in simulation the
+    simulator's speed on a busy machine), from which the driver scales its deadlines."""
 
     kind: str
     ip: object
@@ -57,6 +60,9 @@ class Backend:
     clock_hz: float = 100e6
     default_timeout: float = 2.0
     description: str = ""
+    # the slowest rate (engine cycles per wall second) at which the backend runs a
+    # command: wait deadlines are default_timeout + cycles / min_cycles_per_s
+    min_cycles_per_s: float = 25e6
 
     def __repr__(self) -> str:
         return f"Backend({self.kind}: {self.description})"

@@ -8,13 +8,24 @@
         res = zs.run(packed_images, batch_size=32)   # uint8 (N, in_bytes)
         res.outputs, res.cycles, print(res.report())
 
-Each batch is four separately timed steps, as in FINN's ``driver_base``: **pack** (images
-padded to whole 64-bit beats), **copy** (into the DMA buffer, then flush), **DMA +
-compute** (from starting the transfers to both channels idle) and **unpack** (result
-beats to int32 rows), plus the hardware cycle counters. Every wait has a deadline: a
-transfer that does not complete raises :class:`DmaTimeout` after resetting the DMA and the
-engine, so the next call works. Engine errors (STATUS / error beats) raise
-:class:`EngineError` with the contract's explanation.
+Each batch is timed in contiguous steps, as in FINN's ``driver_base`` (see
+:data:`STEPS`): **pack** (images padded to whole 64-bit beats), **copy** (into the DMA
+buffer), **start** (the ``CTRL.RUN`` register write and both DMA transfers started; the
+send transfer flushes the buffer from the CPU cache, as pynq's does), **wait** (polling
+both channels until idle — busy-polled for 2 ms, then in 0.1 ms sleeps — and their
+``wait()``, which invalidates the receive buffer), **registers** (STATUS and the four
+counters read back) and **unpack** (result beats to int32 rows). The steps of a batch
+are back to back, so they add up to its wall time; :meth:`RunResult.totals` also shows
+the time ``run()`` spent outside the batches (buffer allocation, argument checks).
+``start`` + ``wait`` is the end-to-end latency of a batch: from the register write
+that starts it to its last result in host memory.
+
+Every wait has a deadline that scales with the golden model's cycle bound for the
+batch (:meth:`ZeroSkip.deadline`): a transfer that does not complete raises
+:class:`DmaTimeout` after resetting the DMA and the engine, so the next call works, and
+the reset itself is bounded — a DMA that does not come back raises instead of waiting
+forever. Engine errors (STATUS / error beats) raise :class:`EngineError` with the
+contract's explanation.
 
 numpy only.
 """
@@ -27,13 +38,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import contract as C
-from .backend import DMACR_RESET, MM2S_DMACR, STREAM_BYTES, Backend
+from .backend import DMACR_RESET, DMACR_RS, MM2S_DMACR, S2MM_DMACR, STREAM_BYTES, Backend
 from .golden import parse_response
 from .program import HwConfig
 from .registers import Registers, Status
 
 MAX_BATCH = 0xFFFF   # BATCH register
 _SPIN_S = 0.002      # poll without sleeping this long, then back off
+_POLL_SLEEP_S = 1e-4
+RECOVER_S = 1.0      # deadline of the DMA reset and channel restart in recover()
 
 
 class ZeroSkipError(RuntimeError):
@@ -50,6 +63,14 @@ class TransferTooLarge(ZeroSkipError, ValueError):
 
 class DmaTimeout(ZeroSkipError, TimeoutError):
     """A DMA transfer did not complete within the timeout (the overlay was reset)."""
+
+
+class OverlayStuck(ZeroSkipError):
+    """The DMA did not come back from a reset: the overlay must be reloaded."""
+
+    def __init__(self, what: str):
+        super().__init__(f"{what}: the overlay is stuck; reload it (Overlay('zeroskip.bit') / "
+                         "open_backend('board')) or power-cycle the board")
 
 
 class EngineError(ZeroSkipError):
@@ -131,7 +152,29 @@ def check_fits(info: ProgramInfo, hw: HwConfig, manifest_hw: HwConfig | dict | N
                              "shrink the model, or build the overlay with larger capacities")
 
 
-STEPS = ("pack", "copy", "dma_compute", "unpack")
+STEPS = ("pack", "copy", "start", "wait", "registers", "unpack")
+
+
+def program_cycle_bound(beats: np.ndarray, hw: HwConfig) -> tuple[int, int]:
+    """(cycles to load ``beats``, an upper bound of ``CYCLES − STALL`` per image) from the
+    golden model's timing: the deadlines of LOAD and RUN scale with these. Sparse-pixel
+    programs are bounded by their full grid (sites are a subset of it) plus a site-list
+    allowance."""
+    from .golden import image_timing
+    from .program import decode_program
+
+    load = int(np.asarray(beats).size) + hw.act_bytes // hw.lanes + 64
+    try:
+        prog = decode_program(np.asarray(beats, np.uint64), hw)
+    except Exception:  # noqa: BLE001 - the engine will answer with the error code; bound generously
+        return load, 1 << 20
+    t = image_timing(prog)
+    bound = int(t["total"])
+    if prog.input_mode:  # data-dependent: every list at SITE_CAP, byte-wise input (mode 1)
+        bound = 2 * bound + 8 * -(-prog.in_bytes // STREAM_BYTES) + 6 * prog.n_max
+        bound += sum((sum(ch.n_groups for ch in lp.channels) + 1 + lp.desc.c_out) * hw.site_cap
+                     for lp in prog.layers)
+    return load, bound
 
 
 @dataclass(frozen=True)
@@ -140,8 +183,9 @@ class RunResult:
 
     ``outputs``: int32 (N, n_out). Per batch: ``cycles`` (CYCLES − STALL, the engine's
     own time, independent of the DMA) and ``macs``; ``timings`` maps ``"images"``,
-    the wall-clock seconds of each step (``"pack"``, ``"copy"``, ``"dma_compute"``,
-    ``"unpack"``), ``"cycles_total"`` (CYCLES) and ``"stall"`` to per-batch arrays.
+    the wall-clock seconds of each step (:data:`STEPS`), ``"cycles_total"`` (CYCLES)
+    and ``"stall"`` to per-batch arrays. ``wall_s`` is the measured wall clock of the
+    whole ``run()`` call.
     """
 
     outputs: np.ndarray
@@ -149,25 +193,54 @@ class RunResult:
     macs: np.ndarray
     timings: dict
     clock_hz: float = 100e6
+    wall_s: float = 0.0
 
     @property
     def total_cycles(self) -> int:
         return int(self.cycles.sum())
 
+    @property
+    def n_images(self) -> int:
+        return int(len(self.outputs))
+
+    @property
+    def cycles_per_image(self) -> float:
+        """Engine cycles (CYCLES − STALL) per image, averaged over the run."""
+        return self.total_cycles / self.n_images
+
+    @property
+    def compute_latency_us(self) -> float:
+        """The engine's own time per image at its clock (input stream, layers, results;
+        no DMA set-up, no host work)."""
+        return self.cycles_per_image / self.clock_hz * 1e6
+
+    @property
+    def batch_latency_s(self) -> np.ndarray:
+        """Per batch, the measured end-to-end latency: from the register write that starts
+        it to its last result in host memory (``start`` + ``wait``)."""
+        return np.asarray(self.timings["start"], float) + np.asarray(self.timings["wait"], float)
+
     def totals(self) -> dict:
-        """Seconds per step summed over batches, the wall total, and the hardware time."""
-        t = {k: float(self.timings[k].sum()) for k in STEPS}
-        t["wall"] = sum(t.values())
+        """Seconds per step summed over batches; ``other``: the rest of the measured wall
+        clock of ``run()`` (so the steps and ``other`` add up to ``wall``); the hardware
+        time at the engine clock."""
+        t = {k: float(np.sum(self.timings[k])) for k in STEPS}
+        steps = sum(t.values())
+        t["wall"] = max(self.wall_s, steps)
+        t["other"] = t["wall"] - steps
         t["hardware"] = self.total_cycles / self.clock_hz
         return t
 
     def report(self) -> str:
         """Where the time went, per step (FINN-style throughput report)."""
-        n = len(self.outputs)
+        n = self.n_images
         t = self.totals()
-        lines = [f"{n} images in {len(self.cycles)} batch(es): {n / t['wall']:.1f} images/s wall; "
-                 f"hardware {self.total_cycles} cycles = {t['hardware'] * 1e3:.3f} ms at {self.clock_hz / 1e6:g} MHz"]
-        for k in STEPS:
+        lat = self.batch_latency_s
+        lines = [f"{n} images in {len(self.cycles)} batch(es): {n / t['wall']:.1f} images/s over the measured wall "
+                 f"clock ({t['wall'] * 1e3:.3f} ms); engine {self.cycles_per_image:.0f} cycles per image = "
+                 f"{self.compute_latency_us:.2f} us at {self.clock_hz / 1e6:g} MHz; end-to-end per batch "
+                 f"(register write to results in memory) median {np.median(lat) * 1e3:.3f} ms"]
+        for k in STEPS + ("other",):
             share = 100 * t[k] / t["wall"] if t["wall"] else 0.0
             lines.append(f"  {k:12s} {t[k] * 1e3:10.3f} ms  ({share:5.1f} %)")
         return "\n".join(lines)
@@ -188,6 +261,7 @@ class ZeroSkip:
                 f"0x{C.ID_MAGIC:08X}): the .bit and .hwh do not match, or this is not a zeroskip overlay")
         self.hw = self.regs.config()
         self.program: ProgramInfo | None = None
+        self._image_cycles_bound = 0
         self._bufs: dict = {}
 
     # -- lifecycle ------------------------------------------------------------------
@@ -222,11 +296,12 @@ class ZeroSkip:
         check_fits(info, self.hw, manifest_hw, self.regs.sparse_pixels())
         self._check_len(beats.nbytes, "the program")
         self.program = None
+        load_cycles, image_bound = program_cycle_bound(beats, self.hw)
         src = self._buffer("program", beats.size)
         ack = self._buffer("ack", 1)
         src[:beats.size] = beats
         self.regs.start_load()
-        self._transfer(src, beats.nbytes, ack, STREAM_BYTES, "LOAD", timeout)
+        self._transfer(src, beats.nbytes, ack, STREAM_BYTES, "LOAD", self.deadline(load_cycles, timeout))
         magic, code, info_field = parse_response(int(ack[0]))
         st = self.regs.status()
         if st.error or code:
@@ -235,7 +310,19 @@ class ZeroSkip:
             raise ZeroSkipError(f"LOAD answered 0x{int(ack[0]):016X} with {st}: expected an ACK beat "
                                 "(0x%08X); the overlay and the software versions differ" % C.ACK_MAGIC)
         self.program = info
+        self._image_cycles_bound = image_bound
         return info
+
+    def deadline(self, cycles: int, timeout: float | None = None) -> float:
+        """Seconds to wait for a command of at most ``cycles`` engine cycles: ``timeout``
+        when given, else the backend's fixed margin (``default_timeout``, or the one given
+        to the driver) plus the cycles at the slowest rate the backend advances the engine
+        (``Backend.min_cycles_per_s``: a fraction of the clock on the board, the simulator's
+        worst speed in simulation)."""
+        if timeout is not None:
+            return float(timeout)
+        rate = float(getattr(self.backend, "min_cycles_per_s", 0) or self.backend.clock_hz)
+        return self.timeout + cycles / rate
 
     def max_batch(self) -> int:
         """Largest batch whose input and result transfers fit the DMA length register."""
@@ -252,6 +339,7 @@ class ZeroSkip:
         ``packed`` is what ``zeroskip.driver.bundle.pack_inputs`` makes: uint8 (or int8)
         ``(N, in_bytes)`` for dense images (modes 0 and 1), or, for a program in
         pre-reduced sites mode, a sequence of N uint64 beat arrays (one per image)."""
+        t_run = time.perf_counter()
         p = self._need_program()
         if p.input_mode == MODE_SITES:
             if isinstance(packed, np.ndarray) and packed.ndim != 1 and packed.dtype != object:
@@ -300,32 +388,37 @@ class ZeroSkip:
         cols = {k: np.array([r[k] for r in rows]) for k in rows[0]}
         macs = cols.pop("macs")
         cycles = cols.pop("cycles")
-        return RunResult(outputs=outputs, cycles=cycles, macs=macs, timings=cols, clock_hz=self.backend.clock_hz)
+        return RunResult(outputs=outputs, cycles=cycles, macs=macs, timings=cols, clock_hz=self.backend.clock_hz,
+                         wall_s=time.perf_counter() - t_run)
 
     def _run_batch(self, pack, lo: int, hi: int, out: np.ndarray, src, dst, timeout) -> dict:
         p = self.program
         k = hi - lo
         ob = p.out_beats * STREAM_BYTES
+        what = f"RUN of {k} images"
+        deadline = self.deadline(k * self._image_cycles_bound, timeout)
         t0 = time.perf_counter()
         data = pack(lo, hi)                                     # pack
         t1 = time.perf_counter()
         src.view(np.uint8)[:data.size] = data                   # copy
-        src.flush()
         t2 = time.perf_counter()
-        self.regs.start_run(k)                                  # DMA + compute
-        self._transfer(src, data.size, dst, k * ob, f"RUN of {k} images", timeout)
+        self.regs.start_run(k)                                  # start (the send transfer flushes)
+        self._start(src, data.size, dst, k * ob)
         t3 = time.perf_counter()
-        st = self.regs.status()
+        self._wait(what, data.size, k * ob, deadline)           # wait
+        t4 = time.perf_counter()
+        st = self.regs.status()                                 # registers
         if st.error:
-            raise EngineError(st.code, self.regs.error_info(), f"RUN of {k} images")
+            raise EngineError(st.code, self.regs.error_info(), what)
         got = self.dma.recvchannel.transferred
         if got != k * ob:
-            raise ZeroSkipError(f"RUN of {k} images returned {got} bytes, expected {k * ob}, with {st}")
+            raise ZeroSkipError(f"{what} returned {got} bytes, expected {k * ob}, with {st}")
         cnt = self.regs.counters()
-        t4 = time.perf_counter()                                 # unpack
-        out[:] = dst.view(np.int32)[:k * ob // 4].reshape(k, ob // 4)[:, :p.n_out]
         t5 = time.perf_counter()
-        return {"images": k, "pack": t1 - t0, "copy": t2 - t1, "dma_compute": t3 - t2, "unpack": t5 - t4,
+        out[:] = dst.view(np.int32)[:k * ob // 4].reshape(k, ob // 4)[:, :p.n_out]  # unpack
+        t6 = time.perf_counter()
+        return {"images": k, "pack": t1 - t0, "copy": t2 - t1, "start": t3 - t2, "wait": t4 - t3,
+                "registers": t5 - t4, "unpack": t6 - t5,
                 "cycles": cnt["CYCLES"] - cnt["STALL"], "cycles_total": cnt["CYCLES"], "stall": cnt["STALL"],
                 "macs": cnt["MACS"]}
 
@@ -358,15 +451,22 @@ class ZeroSkip:
             fixes.append("rebuild the overlay with a wider DMA buffer length register (c_sg_length_width, up to 26)")
         raise TransferTooLarge(f"{what} is {nbytes} bytes; {reason}: {', or '.join(fixes) or 'it cannot be sent'}")
 
-    def _transfer(self, src, n_src: int, dst, n_dst: int, what: str, timeout: float | None) -> None:
+    def _transfer(self, src, n_src: int, dst, n_dst: int, what: str, deadline_s: float) -> None:
         """Receive ``n_dst`` bytes into ``dst`` while sending ``n_src`` bytes of ``src``;
-        wait for both against the deadline."""
+        wait for both, at most ``deadline_s`` seconds."""
+        self._start(src, n_src, dst, n_dst)
+        self._wait(what, n_src, n_dst, deadline_s)
+
+    def _start(self, src, n_src: int, dst, n_dst: int) -> None:
+        self.dma.recvchannel.transfer(dst, 0, n_dst)
+        self.dma.sendchannel.transfer(src, 0, n_src)
+
+    def _wait(self, what: str, n_src: int, n_dst: int, deadline_s: float) -> None:
         send, recv = self.dma.sendchannel, self.dma.recvchannel
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        recv.transfer(dst, 0, n_dst)
-        send.transfer(src, 0, n_src)
+        t0 = time.monotonic()
+        deadline = t0 + deadline_s
         pending = [("send", send), ("receive", recv)]
-        spin_until = time.monotonic() + _SPIN_S
+        spin_until = t0 + _SPIN_S
         while pending:
             pending = [(n, ch) for n, ch in pending if not ch.idle]
             if not pending:
@@ -379,37 +479,50 @@ class ZeroSkip:
                                     "the DMA and the engine were reset")
             now = time.monotonic()
             if now > deadline:
-                raise self._timeout(what, [n for n, _ in pending], n_src, n_dst, timeout)
+                raise self._timeout(what, [n for n, _ in pending], n_src, n_dst, deadline_s)
             if now > spin_until:
-                time.sleep(1e-4)
+                time.sleep(_POLL_SLEEP_S)
         send.wait()
         recv.wait()
 
-    def _timeout(self, what: str, pending: list, n_src: int, n_dst: int, timeout) -> DmaTimeout:
+    def _timeout(self, what: str, pending: list, n_src: int, n_dst: int, t: float) -> DmaTimeout:
         st = self.regs.status()
         cnt = self.regs.counters()
         self.recover()
-        t = self.timeout if timeout is None else timeout
         limit = getattr(self.dma, "buffer_max_size", None)
         return DmaTimeout(
-            f"{what}: the DMA {' and '.join(pending)} channel did not complete within {t:g} s "
+            f"{what}: the DMA {' and '.join(pending)} channel did not complete within {t:.3g} s "
             f"(sent {n_src} bytes, expecting {n_dst} back; engine {st}, CYCLES={cnt['CYCLES']}). Likely causes: "
             "(1) the result stream never ended with TLAST, so the receive channel waits forever; "
             f"(2) the transfer is longer than the DMA length register allows ({limit} bytes) and was cut short; "
             "(3) the .bit and .hwh do not match, so pynq drives the wrong addresses; "
-            "(4) the timeout is too short for the batch. The DMA and the engine were reset; "
+            "(4) the deadline (a fixed margin plus the golden model's cycle bound for the command at the "
+            "backend's slowest rate) is too short: pass timeout=. The DMA and the engine were reset; "
             "the loaded program is kept.")
 
-    def recover(self) -> None:
-        """Reset the DMA (both channels, then restart them) and soft-reset the engine;
-        the loaded program stays valid."""
-        if hasattr(self.dma, "write"):
+    def recover(self, deadline_s: float = RECOVER_S) -> None:
+        """Reset the DMA (both channels), restart both channels and soft-reset the engine;
+        the loaded program stays valid. Bounded: a DMA whose reset does not finish, or a
+        channel that does not leave the halted state, within ``deadline_s`` raises
+        :class:`OverlayStuck` (reload the overlay) — pynq's own ``start()`` would wait
+        for the channel forever, so it is only called once the channel runs."""
+        send, recv = self.dma.sendchannel, self.dma.recvchannel
+        if hasattr(self.dma, "write") and hasattr(self.dma, "read"):
+            deadline = time.monotonic() + deadline_s
             self.dma.write(MM2S_DMACR, DMACR_RESET)
-            deadline = time.monotonic() + 1.0
-            while self.dma.read(MM2S_DMACR) & DMACR_RESET and time.monotonic() < deadline:
-                pass
-        for ch in (self.dma.sendchannel, self.dma.recvchannel):
-            ch.start()
+            while self.dma.read(MM2S_DMACR) & DMACR_RESET:
+                if time.monotonic() > deadline:
+                    raise OverlayStuck(f"the AXI DMA did not finish its soft reset within {deadline_s:g} s")
+            for off, name, ch in ((MM2S_DMACR, "send", send), (S2MM_DMACR, "receive", recv)):
+                self.dma.write(off, DMACR_RS)
+                while not ch.running:
+                    if time.monotonic() > deadline:
+                        raise OverlayStuck(f"the AXI DMA {name} channel stayed halted after its restart "
+                                           f"(DMACR.RS written, DMASR.Halted still set after {deadline_s:g} s)")
+                ch.start()      # returns at once: the channel runs; re-arms its first-transfer state
+        else:
+            for ch in (send, recv):
+                ch.start()
         self.regs.soft_reset()
 
 

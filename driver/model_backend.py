@@ -197,4 +197,5 @@ def open_model(hw: HwConfig | None = None, *, fault_inject: bool = False, len_bi
     """A :class:`~zeroskip.driver.backend.Backend` computing with the golden model."""
     ov = ModelOverlay(hw, fault_inject=fault_inject)
     return Backend(kind="model", ip=ov, dma=ModelDMA(ov, len_bits), allocate=host_allocate,
-                   default_timeout=2.0, description=f"golden model, {ov.hw}")
+                   default_timeout=2.0, min_cycles_per_s=2e5,
+                   description=f"golden model, {ov.hw}")

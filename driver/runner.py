@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bundle import Bundle
+from .driver import STEPS
 from .golden import GoldenEngine
 
 CLOCK_MHZ = 100.0
@@ -46,6 +47,26 @@ def _n(packed) -> int:
 
 def _slice(packed, n):
     return packed[:n]
+
+
+LATENCY_IMAGES = 16   # batch-1 runs for the end-to-end latency figure
+
+
+def step_timings(res) -> dict:
+    """Per-image time of each driver step (p50/p99/mean over batches, us), the batch
+    wall time (ms) and the share of the run's measured wall clock outside the steps."""
+    imgs = np.asarray(res.timings["images"], float)
+    out: dict = {}
+    for k in STEPS:
+        per_img = np.asarray(res.timings[k], float) / imgs
+        out[f"{k}_us_per_image"] = {q: v * 1e6 for q, v in _percentiles(per_img).items()}
+    per_batch = sum(np.asarray(res.timings[k], float) for k in STEPS)
+    out["batch_ms"] = {q: v * 1e3 for q, v in _percentiles(per_batch).items()}
+    out["per_image_us"] = {q: v * 1e6 for q, v in _percentiles(per_batch / imgs).items()}
+    tot = res.totals()
+    out["run_wall_ms"] = tot["wall"] * 1e3
+    out["outside_steps_ms"] = tot["other"] * 1e3
+    return out
 
 
 def predicted_cycles(bundle: Bundle, packed, dense: bool = False) -> float:
@@ -89,22 +110,20 @@ def run_bundle(bundle: Bundle, backend: str = "auto", *, simulator: str = "veril
         dres = drv.run(_slice(packed, nd), batch_size=batch_size)
         dmis = int(np.count_nonzero(dres.outputs != exp[:nd]))
         drv.load_program(bundle.program_beats, manifest_hw=bundle.hw)  # leave the sparse program loaded
-        imgs = np.asarray(res.timings["images"], float)
         timings = {"open_backend_s": t_open, "load_program_s": t_load, "run_wall_s": wall,
-                   "batch_size": batch_size, "batches": int(imgs.size)}
-        for k in ("pack", "copy", "dma_compute", "unpack"):
-            per_img = np.asarray(res.timings[k], float) / imgs
-            timings[f"{k}_us_per_image"] = {q: v * 1e6 for q, v in _percentiles(per_img).items()}
-        per_batch = sum(np.asarray(res.timings[k], float) for k in ("pack", "copy", "dma_compute", "unpack"))
-        timings["batch_ms"] = {q: v * 1e3 for q, v in _percentiles(per_batch).items()}
-        timings["per_image_us"] = {q: v * 1e6 for q, v in _percentiles(per_batch / imgs).items()}
+                   "batch_size": batch_size, "batches": int(len(res.cycles))}
+        timings.update(step_timings(res))
+        # batch-1 end-to-end latency: register write to the last result in host memory
+        lat = drv.run(_slice(packed, min(n, LATENCY_IMAGES)), batch_size=1)
+        timings["latency_e2e_us"] = {q: v * 1e6 for q, v in _percentiles(lat.batch_latency_s).items()}
         sim = {}
-        if getattr(be, "kind", backend) == "sim":
-            # in simulation the wall clock is simulation speed, never latency
-            sim = {"inferences_per_s": n / wall, "sim_cycles_per_s": float(np.sum(res.timings["cycles_total"])) / wall}
-            timings = {k: v for k, v in timings.items() if not (k.endswith("per_image") or k.startswith("batch_ms")
-                                                                 or k == "per_image_us")}
-            timings["note"] = "simulation: wall-clock figures are simulation speed, not latency"
+        if getattr(be, "kind", backend) != "board":
+            # off the board the wall clock is simulation (or model) speed, never latency
+            if getattr(be, "kind", backend) == "sim":
+                sim = {"inferences_per_s": n / wall,
+                       "sim_cycles_per_s": float(np.sum(res.timings["cycles_total"])) / wall}
+            timings["note"] = (f"{getattr(be, 'kind', backend)} backend: wall-clock figures are the speed of the "
+                               "simulation or model, not latency; cycles are exact")
         return BundleRun(
             backend=getattr(be, "kind", backend), outputs=res.outputs, mismatches=int(np.count_nonzero(diff)),
             max_abs_diff=int(diff.max()) if diff.size else 0, accuracy_hw=acc,
@@ -118,12 +137,24 @@ def run_bundle(bundle: Bundle, backend: str = "auto", *, simulator: str = "veril
             be.close()
 
 
+def _num(x):
+    """An integral value as int (cycles and MACs per image are averages: integral unless
+    the work is data-dependent, as in sparse-pixel mode)."""
+    if x is None:
+        return None
+    xf = float(x)
+    return int(round(xf)) if xf.is_integer() else xf
+
+
 def summary_dict(bundle: Bundle, run: BundleRun, clock_mhz: float = CLOCK_MHZ) -> dict:
     """The flat ``summary.json`` of a run (per inference: MACs, cycles, latency)."""
     model = bundle.manifest.get("model", {})
     pred = bundle.manifest.get("predicted", {})
     lanes = bundle.hw.lanes
     cyc = run.cycles_sparse
+    on_board = run.backend == "board"
+    lat = run.timings.get("latency_e2e_us", {})
+    per_img = run.timings.get("per_image_us", {})
     return {
         "backend": run.backend,
         "dataset": model.get("dataset"),
@@ -137,13 +168,19 @@ def summary_dict(bundle: Bundle, run: BundleRun, clock_mhz: float = CLOCK_MHZ) -
         "mismatches": run.mismatches,
         "max_abs_diff": run.max_abs_diff,
         "macs_dense": pred.get("macs_dense"),
-        "macs_sparse": run.macs_sparse,
-        "cycles_dense": run.cycles_dense,
-        "cycles_sparse": cyc,
-        "cycles_predicted": run.cycles_predicted,
+        "macs_sparse": _num(run.macs_sparse),
+        "cycles_dense": _num(run.cycles_dense),
+        "cycles_sparse": _num(cyc),
+        "cycles_predicted": _num(run.cycles_predicted),
         "mac_utilization": run.macs_sparse / (lanes * cyc) if cyc else None,
         "speedup": run.cycles_dense / cyc if cyc else None,
-        "latency_us": cyc / clock_mhz,
+        # the engine's own time per image (CYCLES - STALL at the clock), on every backend
+        "compute_latency_us": cyc / clock_mhz,
+        # measured on the board only: register write to the last result in host memory at
+        # batch 1 (median), and the wall time per image at the run's batch size
+        "latency_e2e_us": lat.get("p50") if on_board else None,
+        "per_image_us_at_batch": per_img.get("p50") if on_board else None,
+        "batch_size": run.timings.get("batch_size"),
         "weight_bytes_dense": pred.get("weight_bytes_dense"),
         "weight_bytes_compressed": pred.get("weight_bytes_compressed"),
     }

@@ -291,13 +291,19 @@ def build_sim(hw: HwConfig, simulator: str = "verilator", *, fault_inject: bool 
         raise SimError(str(e)) from None
 
 
+# simulated engine cycles per wall second on a busy two-core machine, with margin
+# (Verilator runs ~1.5 M/s idle, Icarus ~50x slower): the driver's deadlines scale with it
+SIM_MIN_CYCLES_PER_S = {"verilator": 5e4, "icarus": 2e3}
+
+
 def open_sim(hw: HwConfig | None = None, *, simulator: str = "verilator", fault_inject: bool = False,
              len_bits: int = MAX_LEN_BITS, build_dir: str | os.PathLike | None = None, quiet: bool = False,
-             startup_timeout: float = 120.0, timeout: float = 60.0, keep_dir: bool = False) -> Backend:
+             startup_timeout: float = 120.0, timeout: float = 10.0, keep_dir: bool = False) -> Backend:
     """A :class:`~zeroskip.driver.backend.Backend` over a live simulation of the RTL.
 
     ``build_dir`` reuses an existing build; otherwise :func:`build_sim` provides it.
-    ``timeout`` is the driver's default wait deadline in wall seconds.
+    ``timeout`` is the fixed margin of the driver's wait deadlines in wall seconds (to
+    which the driver adds the command's cycle bound at ``SIM_MIN_CYCLES_PER_S``).
     """
     if simulator not in ("verilator", "icarus"):
         raise ValueError(f"simulator must be 'verilator' or 'icarus', got {simulator!r}")
@@ -316,4 +322,5 @@ def open_sim(hw: HwConfig | None = None, *, simulator: str = "verilator", fault_
     dma = SimDMA(sim, len_bits, hello["mem_beats"] * STREAM_BYTES)
     return Backend(kind="sim", ip=SimIP(sim), dma=dma, allocate=host_allocate, close=sim.close,
                    clock_hz=1e9 / hello["clock_ns"], default_timeout=timeout,
+                   min_cycles_per_s=SIM_MIN_CYCLES_PER_S[simulator],
                    description=f"{simulator} simulation of zeroskip_top, {hw}, fault_inject={fault_inject}")

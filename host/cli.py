@@ -147,9 +147,10 @@ def _run_and_report(args, bundle_path: Path, out: Path, extra: dict | None = Non
     if not ok:
         raise CliError(f"hardware results differ from the PyTorch integer reference ({run.mismatches} elements, "
                        f"dense {run.dense_mismatches}) or cycles differ from the prediction "
-                       f"({run.cycles_sparse} vs {run.cycles_predicted}): see {out / 'run_detail.json'}")
+                       f"({s['cycles_sparse']} vs {s['cycles_predicted']}): see {out / 'run_detail.json'}")
     _log(args, f"bit-exact: {run.n_samples} images match the integer reference; cycles = prediction "
-               f"({run.cycles_predicted}); written: {out}/summary.json, mac_ops.png, latency.png, block_diagram.png")
+               f"({s['cycles_predicted']} per image); written: {out}/summary.json, mac_ops.png, latency.png, "
+               "block_diagram.png")
     return s
 
 

@@ -5,14 +5,12 @@ import json
 import subprocess
 import sys
 
+import npref
 import numpy as np
 import pytest
-
 from zeroskip.driver.program import HwConfig
 from zeroskip.host.export import export_bundle
 from zeroskip.host.randnet import random_input, random_qmodel
-
-import npref
 
 CMDS = ["demo", "train", "export", "run", "sweep", "bench"]
 
@@ -149,9 +147,20 @@ def test_run_out_is_a_file_is_one_line(bundle, tmp_path):
 def test_run_bundle_exported_without_model_info(bundle, tmp_path):
     """A bundle written by export_bundle() without model information (no dataset or
     sparsity in the manifest) runs and reports."""
-    r = zs("run", str(bundle), "--backend", "model", "--out", str(tmp_path / "o"), "--quiet")
+    r = zs("run", str(bundle), "--backend", "model", "--out", str(tmp_path / "o"))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-500:]
-    assert (tmp_path / "o" / "summary.json").is_file()
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    # counts are integers (a dense model's cycles per image are the same for every image)
+    for k in ("cycles_dense", "cycles_sparse", "cycles_predicted", "macs_sparse", "mismatches"):
+        assert isinstance(s[k], int), (k, s[k])
+    assert s["cycles_sparse"] == s["cycles_predicted"]
+    assert s["compute_latency_us"] == s["cycles_sparse"] / s["clock_mhz"]
+    # wall-clock latency is measured on the board only; off it the key is there but empty
+    assert s["latency_e2e_us"] is None and s["per_image_us_at_batch"] is None
+    printed = {ln.split()[0]: ln.split()[1] for ln in r.stdout.splitlines()
+               if ln.startswith("  ") and len(ln.split()) == 2}
+    assert printed["cycles_sparse"] == str(s["cycles_sparse"])       # not 11678.0
+    assert f"cycles = prediction ({s['cycles_predicted']} per image)" in r.stderr + r.stdout
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -214,6 +214,59 @@ def test_timeout_over_pynq_dma_resets_and_recovers(dma_class, workload):
     np.testing.assert_array_equal(zs.run(xp).outputs, ref)
 
 
+class StuckDevice(FakeDevice):
+    """An AXI DMA that does not come back after a hang: its soft reset never finishes
+    (``reset``), or the channels stay halted after DMACR.RS is written (``halted``)."""
+
+    def __init__(self, overlay, mode):
+        super().__init__(overlay)
+        self.mode = mode
+        self.stuck = False
+
+    def _dma_read(self, off):
+        if self.stuck and self.mode == "reset" and off in (0x00, 0x30):
+            return self.dma[0x30 if off >= 0x30 else 0x00] | 4
+        if self.stuck and self.mode == "halted" and off in (0x04, 0x34):
+            return 1
+        return super()._dma_read(off)
+
+    def _dma_write(self, off, value):
+        super()._dma_write(off, value)
+        if value & 4:
+            self.stuck = True
+
+
+@pytest.mark.parametrize("mode,needle", [("reset", "did not finish its soft reset"),
+                                         ("halted", "send channel stayed halted")])
+def test_recover_never_hangs_on_a_stuck_dma(dma_class, workload, mode, needle):
+    """A DMA that does not come back raises OverlayStuck within the recovery deadline;
+    pynq's own channel start() would spin on it forever."""
+    import threading
+
+    from zeroskip.driver import OverlayStuck
+
+    _, beats, xp, _ = workload
+    dev = StuckDevice(ModelOverlay(fault_inject=True), mode)
+    be, _ = pynq_backend(dma_class, None, timeout=0.2, dev=dev)
+    zs = ZeroSkip(be)
+    zs.load_program(beats)
+    zs.regs.set_fault(True)
+    caught = []
+
+    def run():
+        try:
+            zs.run(xp[:2])
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            caught.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=20)
+    assert not t.is_alive(), "recover() hung on a stuck DMA"
+    assert len(caught) == 1 and isinstance(caught[0], OverlayStuck), caught
+    assert needle in str(caught[0]) and "reload it" in str(caught[0])
+
+
 # --------------------------------------------------------------------------- overlay files
 
 def test_missing_bitstream_names_the_fix(tmp_path, monkeypatch):
