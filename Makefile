@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-$(shell cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test fuzz bench lint synth clean
+.PHONY: setup demo test fuzz bench lint synth wheel clean
 
 setup: $(STAMP)
 
@@ -31,5 +31,10 @@ lint: setup
 synth: setup
 	$(BIN)/python -m zeroskip.host.resources --lanes 4,8,16
 
+# the pure-Python wheel for the board (installs with pip --no-deps, no build step there)
+wheel: setup
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	@ls dist/zeroskip-*-py3-none-any.whl
+
 clean:
-	rm -rf outputs build .pytest_cache .zeroskip-cache
+	rm -rf outputs build dist .pytest_cache
