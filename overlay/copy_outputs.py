@@ -9,6 +9,11 @@ DEST_DIR defaults to ``$ZEROSKIP_OVERLAY_DIR``, else the ``overlay/`` folder nex
 zeroskip.core the build came from (read from the EDAM file), else ``./overlay``. The
 ``.hwh`` must describe our IP: its VLNV from ``contract.json`` has to appear in it.
 
+A bitstream is shipped only with the timing gate's verdict: ``timing_ok.txt``, which
+``zs_check_timing.tcl`` writes in the work root when the routed design meets setup and
+hold timing (it stops the run before ``write_bitstream`` otherwise). A bitstream without
+that file, or with a negative slack in it, is refused, and nothing is copied.
+
 Standard library only; exits non-zero with a message naming what is missing.
 """
 
@@ -62,11 +67,39 @@ def expected_vlnv(work: Path) -> str | None:
     return "{vendor}:{library}:{name}:{version}".format(**ip)
 
 
+TIMING_OK = "timing_ok.txt"
+
+
+def check_timing(work: Path) -> dict:
+    """The slacks the timing gate recorded (``{"WNS": ns, "WHS": ns}``); raises unless
+    both are there and non-negative."""
+    marker = work / TIMING_OK
+    if not marker.is_file():
+        raise ValueError(f"no {TIMING_OK} in {work}: the timing gate (zs_check_timing.tcl, run by impl_1 before "
+                         "write_bitstream) did not pass, so this bitstream is not shipped; see the timing summary "
+                         "of *.runs/impl_1")
+    slack = {}
+    for line in marker.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                slack[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+    if set(slack) != {"WNS", "WHS"}:
+        raise ValueError(f"{marker} does not hold WNS and WHS: {marker.read_text()!r}")
+    if slack["WNS"] < 0 or slack["WHS"] < 0:
+        raise ValueError(f"the routed design misses timing (WNS {slack['WNS']} ns, WHS {slack['WHS']} ns): "
+                         "not shipping the bitstream")
+    return slack
+
+
 def copy_outputs(work: Path, dest: Path) -> tuple[Path, Path]:
     bit = find_bitstream(work)
     hwh = find_hwh(work)
     if bit is None:
         raise FileNotFoundError(f"no bitstream in {work}: did implementation finish (see *.runs/impl_1/runme.log)?")
+    check_timing(work)
     if hwh is None:
         raise FileNotFoundError(f"no {BD_NAME}.hwh under {work}/*.gen or *.srcs: was the block design generated?")
     vlnv = expected_vlnv(work)

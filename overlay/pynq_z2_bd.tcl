@@ -19,13 +19,25 @@
 # The engine parameters come from the project's fileset generic property, which edalize
 # sets from the core's parameters (--LANES=16 ...); they are moved onto zeroskip_0.
 #
-# Written for Vivado 2022.2 to 2024.1 (see docs/build.md).
+# Written for Vivado 2022.2 to 2024.1 (see docs/build.md); another version gets a warning.
+#
+# Timing gate: impl_1 runs zs_check_timing.tcl before write_bitstream, which stops the run
+# when the routed design has negative setup or hold slack (no bitstream is written).
 
 source [file join [file dirname [file normalize [info script]]] zs_common.tcl]
 
 set zs_bd_name zeroskip_bd
 set zs_ip_repo [file normalize ip_repo]
 set zs_contract [file join [file dirname [file normalize [info script]]] contract.json]
+set zs_timing_hook [file join [file dirname [file normalize [info script]]] zs_check_timing.tcl]
+set zs_vivado_versions {2022.2 2023.1 2023.2 2024.1}
+
+set zs_vivado [version -short]
+if {[lsearch -exact $zs_vivado_versions [lindex [split $zs_vivado _] 0]] < 0} {
+    puts "WARNING: \[zeroskip\] this block design was written for Vivado [join $zs_vivado_versions {, }];\
+          this is Vivado $zs_vivado. It may work (the IPs are picked by name, newest version); if the\
+          build fails, use one of those versions (docs/build.md, \"Other Vivado versions\")."
+}
 
 # Newest version of a Xilinx catalog IP, e.g. xilinx.com:ip:axi_dma:7.1.
 proc zs_ipdef {name} {
@@ -58,12 +70,11 @@ proc zs_config {cell settings {check {}}} {
     }
 }
 
-# Address segments of a slave interface pin ("cell/pin").
+# Address segments of a slave interface pin ("cell/pin"). By the pin object, not by a
+# path glob: a segment's path need not repeat the pin's name (axi_intc's pin s_axi has
+# the segment S_AXI/Reg).
 proc zs_slave_segs {pin} {
-    set segs [get_bd_addr_segs -quiet $pin/*]
-    if {$segs eq ""} {
-        set segs [get_bd_addr_segs -quiet -of_objects [get_bd_intf_pins $pin]]
-    }
+    set segs [get_bd_addr_segs -quiet -of_objects [get_bd_intf_pins $pin]]
     if {$segs eq ""} {
         error "no address segment behind $pin"
     }
@@ -294,3 +305,7 @@ proc zs_build_bd {bd_name ip_repo contract} {
 }
 
 zs_build_bd $zs_bd_name $zs_ip_repo $zs_contract
+
+# The timing gate: checked in the routed design, before the bitstream is written.
+file delete -force timing_ok.txt
+set_property STEPS.WRITE_BITSTREAM.TCL.PRE $zs_timing_hook [get_runs impl_1]

@@ -157,146 +157,26 @@ def test_resources_from_cells_counts_luts_ffs_and_brams():
 
 # --------------------------------------------------------------------------- pynq_z2
 
-MOCK_VIVADO = r"""
-# Stand-in for the Vivado Tcl commands the zeroskip overlay scripts call. Each call that
-# matters is printed as a tab-separated record starting with '@'. Unknown commands fail.
-proc rec {args} { puts "@\t[join $args \t]" }
-array set ::P {}
-set ::cells [dict create]
-set ::versions {processing_system7 5.5 proc_sys_reset 5.0 axi_dma 7.1 axi_interconnect 2.1
-                xlconcat 2.1 axi_intc 4.1}
-proc strip_opts {argl {with_value {}}} {
-    set out {}
-    for {set i 0} {$i < [llength $argl]} {incr i} {
-        set a [lindex $argl $i]
-        if {[string index $a 0] eq "-" && ![string is double -strict $a]} {
-            if {[lsearch -exact $with_value $a] >= 0} { incr i }
-            continue
-        }
-        lappend out $a
-    }
-    return $out
-}
-proc opt {argl name {default ""}} {
-    set i [lsearch -exact $argl $name]
-    if {$i < 0} { return $default }
-    return [lindex $argl [expr {$i + 1}]]
-}
-proc check_cell {path} {
-    set cell [lindex [split $path /] 0]
-    if {![dict exists $::cells $cell]} { error "mock: no block design cell '$cell' (in $path)" }
-}
-proc set_property {args} {
-    if {[lindex $args 0] eq "-dict"} {
-        set kv [lindex $args 1]
-    } else {
-        set kv [list [lindex $args 0] [lindex $args 1]]
-    }
-    foreach obj [join [lrange $args 2 end]] {
-        foreach {k v} $kv { set ::P($obj|$k) $v; rec PROP $obj $k $v }
-    }
-}
-proc get_property {name obj} {
-    if {[info exists ::P($obj|$name)]} { return $::P($obj|$name) }
-    return ""
-}
-proc create_project {args} { rec CREATE_PROJECT [lindex [strip_opts $args {-part}] 0] [opt $args -part] }
-proc current_project {args} { return project }
-proc current_fileset {args} { return sources_1 }
-proc get_filesets {args} { return [lindex $args end] }
-proc get_files {args} { return [strip_opts $args {-of_objects -filter}] }
-proc add_files {args} { foreach f [join [strip_opts $args {-fileset}]] { rec ADD_FILE $f } }
-proc update_compile_order {args} {}
-proc close_project {args} { rec CLOSE_PROJECT }
-proc update_ip_catalog {args} { rec UPDATE_IP_CATALOG }
-namespace eval ipx {}
-proc ipx::package_project {args} {
-    rec PACKAGE [opt $args -root_dir] [opt $args -vendor] [opt $args -library]
-    array set ::P [list core0|name zeroskip_top core0|version 1.0 \
-        core0|vendor [opt $args -vendor] core0|library [opt $args -library]]
-}
-proc ipx::current_core {} { return core0 }
-proc ipx::get_bus_interfaces {args} {
-    set name [lindex [strip_opts $args {-of_objects}] 0]
-    if {$name in {s_axi_ctrl s_axis m_axis aclk aresetn interrupt}} { return "busif:$name" }
-    return ""
-}
-proc ipx::infer_bus_interfaces {args} { rec INFER {*}$args }
-proc ipx::infer_bus_interface {args} { rec INFER {*}$args }
-proc ipx::associate_bus_interfaces {args} { rec ASSOCIATE [opt $args -busif] [opt $args -clock] }
-proc ipx::get_bus_parameters {args} { return "" }
-proc ipx::add_bus_parameter {name bi} { return "$bi.$name" }
-proc ipx::get_memory_maps {args} { return "" }
-proc ipx::add_memory_map {name core} { return "mm:$name" }
-proc ipx::get_address_blocks {args} { return "" }
-proc ipx::add_address_block {name mm} { return "$mm/$name" }
-proc ipx::get_user_parameters {args} { return "up:[lindex [strip_opts $args {-of_objects}] 0]" }
-proc ipx::create_xgui_files {core} {}
-proc ipx::update_checksums {core} {}
-proc ipx::check_integrity {core} {}
-proc ipx::save_core {core} {
-    rec SAVE_CORE [join [list $::P(core0|vendor) $::P(core0|library) $::P(core0|name) $::P(core0|version)] :]
-}
-proc get_ipdefs {args} {
-    set filter [opt $args -filter]
-    if {$filter ne ""} {
-        regexp {xilinx.com:ip:([a-z_0-9]+):} $filter -> name
-        if {[dict exists $::versions $name]} { return [list xilinx.com:ip:$name:[dict get $::versions $name]] }
-        return ""
-    }
-    return [lindex [strip_opts $args] 0]
-}
-proc create_bd_design {name} { rec BD_DESIGN $name }
-proc current_bd_design {args} {}
-proc create_bd_cell {args} {
-    set name [lindex [strip_opts $args {-type -vlnv}] 0]
-    dict set ::cells $name [opt $args -vlnv]
-    rec CELL $name [opt $args -vlnv]
-    return $name
-}
-proc create_bd_intf_port {args} {
-    set name [lindex [strip_opts $args {-mode -vlnv}] 0]
-    dict set ::cells $name port
-    rec PORT $name [opt $args -vlnv]
-    return $name
-}
-proc get_bd_cells {args} { set c [lindex $args end]; check_cell $c; return $c }
-proc get_bd_pins {p} { check_cell $p; return $p }
-proc get_bd_intf_pins {p} { check_cell $p; return $p }
-proc connect_bd_net {args} { rec NET {*}$args }
-proc connect_bd_intf_net {args} { rec INTF {*}[strip_opts $args {-intf_net}] }
-proc get_bd_addr_spaces {p} { check_cell $p; return $p }
-proc get_bd_addr_segs {args} {
-    set of [opt $args -of_objects]
-    if {$of ne ""} { return "$of/reg" }
-    set path [lindex [strip_opts $args {-of_objects}] 0]
-    check_cell $path
-    return $path
-}
-proc assign_bd_address {args} {
-    if {[llength $args] == 0} { rec ADDR_AUTO; return }
-    rec ADDR [opt $args -offset] [opt $args -range] [opt $args -target_address_space] \
-        [lindex [strip_opts $args {-offset -range -target_address_space}] 0]
-}
-proc validate_bd_design {args} { rec VALIDATE }
-proc save_bd_design {args} {}
-proc generate_target {args} { rec GENERATE {*}$args }
-proc make_wrapper {args} { return "[file rootname [opt $args -files]]_wrapper.v" }
-
-lassign $argv work script
-set ::argv [lrange $argv 2 end]
-cd $work
-source $script
-rec DONE
-"""
+STANDIN = ROOT / "tests" / "vivado_standin.tcl"
+PS7_PARAMS = ROOT / "tests" / "data" / "ps7_pcw_params.txt"
 
 
-def _mock_vivado(tmp: Path, work: Path, script: str, *args: str) -> list[list[str]]:
+def _standin_env(version: str | None = None) -> dict:
+    env = dict(os.environ, ZS_STANDIN_PS7_PARAMS=str(PS7_PARAMS), ZS_STANDIN_ZS_VLNV=C.VLNV,
+               ZS_STANDIN_ZS_PARAMS=" ".join(f"{k} {v}" for k, v in C.DEFAULTS.items()))
+    if version:
+        env["ZS_STANDIN_VERSION"] = version
+    return env
+
+
+def _vivado(work: Path, script: str, *args: str, version: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([TCLSH, str(STANDIN), str(work), script, *args], capture_output=True, text=True,
+                          check=False, env=_standin_env(version))
+
+
+def _mock_vivado(tmp: Path, work: Path, script: str, *args: str, version: str | None = None) -> list[list[str]]:
     """Run SCRIPT (in WORK) under the Vivado stand-in; the recorded calls."""
-    mock = tmp / "mock_vivado.tcl"
-    mock.write_text(MOCK_VIVADO)
-    proc = subprocess.run([TCLSH, str(mock), str(work), script, *args], capture_output=True, text=True,
-                          check=False)
+    proc = _vivado(work, script, *args, version=version)
     assert proc.returncode == 0, f"{script} failed under the Vivado stand-in:\n{proc.stdout[-3000:]}\n{proc.stderr}"
     recs = [ln.split("\t")[1:] for ln in proc.stdout.splitlines() if ln.startswith("@\t")]
     assert recs and recs[-1] == ["DONE"], proc.stdout[-3000:]
@@ -387,13 +267,111 @@ def test_pynq_z2_block_design(pynq_setup, tmp_path):
     assert ["zeroskip_0/interrupt", "xlconcat_0/In2"] in nets
     assert ["axi_intc_0/irq", "processing_system7_0/IRQ_F2P"] in nets
     # Address map
-    assert addr["zeroskip_0/s_axi_ctrl/*"] == ("0x43C00000", "0x00010000", "processing_system7_0/Data")
-    assert addr["axi_dma_0/S_AXI_LITE/*"][0] == "0x40400000"
-    assert addr["processing_system7_0/S_AXI_HP0/HP0_DDR_LOWOCM"][2] in ("axi_dma_0/Data_MM2S", "axi_dma_0/Data_S2MM")
+    # Address map, by the segments' real names (the stand-in knows no others)
+    assert addr["zeroskip_0/s_axi_ctrl/reg0"] == ("0x43C00000", "0x00010000", "processing_system7_0/Data")
+    assert addr["axi_dma_0/S_AXI_LITE/Reg"] == ("0x40400000", "0x00010000", "processing_system7_0/Data")
+    assert addr["axi_intc_0/S_AXI/Reg"] == ("0x41800000", "0x00010000", "processing_system7_0/Data")
+    ddr = [r[1:4] for r in recs if r[0] == "ADDR" and r[4] == "processing_system7_0/S_AXI_HP0/HP0_DDR_LOWOCM"]
+    assert sorted(ddr) == [["0x00000000", "0x20000000", "axi_dma_0/Data_MM2S"],
+                           ["0x00000000", "0x20000000", "axi_dma_0/Data_S2MM"]]
+    # The timing gate runs in impl_1 before write_bitstream; no version warning on 2023.2
+    hook = props[("impl_1", "STEPS.WRITE_BITSTREAM.TCL.PRE")]
+    assert Path(hook).name == "zs_check_timing.tcl" and Path(hook).is_absolute() and Path(hook).is_file()
     # Output products (the .hwh) and the wrapper that the target names as top
     assert ["GENERATE", "all", "zeroskip_bd.bd"] in recs
     assert ["ADD_FILE", "zeroskip_bd_wrapper.v"] in recs
     assert props[("sources_1", "top")] == "zeroskip_bd_wrapper"
+
+
+@needs_fusesoc
+@pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+@pytest.mark.parametrize("old,new,needle", [
+    ("zeroskip_0/m_axis] \\\n                        [get_bd_intf_pins axi_dma_0/S_AXIS_S2MM]",
+     "zeroskip_0/m_axis] \\\n                        [get_bd_intf_pins axi_dma_0/S_AXIS_S2M]",
+     "axi_dma cell axi_dma_0 has no interface pin 'S_AXIS_S2M'"),
+    ("        c_include_mm2s 1 \\", "        c_include_mm2s 0 \\",
+     "axi_dma cell axi_dma_0 has no interface pin 'M_AXI_MM2S'"),
+    ("        c_sg_length_width $length_width \\", "        c_sg_lenght_width $length_width \\",
+     "axi_dma cell axi_dma_0 has no parameter CONFIG.c_sg_lenght_width"),
+    ("        PCW_USE_S_AXI_HP0 {1}\n", "        PCW_USE_S_AXI_HP0 {0}\n",
+     "processing_system7 cell processing_system7_0 has no interface pin 'S_AXI_HP0'"),
+    ("zs_config $concat {NUM_PORTS 3} {NUM_PORTS}", "zs_config $concat {NUM_PORTS 2} {NUM_PORTS}",
+     "xlconcat cell xlconcat_0 has no pin 'In2'"),
+    ("        PCW_IRQ_F2P_INTR {1}", "        PCW_IRQ_F2P_INTERRUPT {1}", "has no parameter CONFIG.PCW_IRQ_F2P_INTERRUPT"),
+])
+def test_stand_in_rejects_a_wrong_block_design(pynq_setup, tmp_path, old, new, needle):
+    """The stand-in is strict where Vivado is: a misspelt pin or parameter, or a port that
+    exists only with a parameter the script forgot, fails the run."""
+    _, work = pynq_setup
+    bad = tmp_path / "work"
+    shutil.copytree(work, bad)
+    bd = bad / "pynq_z2_bd.tcl"
+    text = bd.read_text()
+    assert old in text, f"{old!r} no longer in pynq_z2_bd.tcl: update this test"
+    bd.write_text(text.replace(old, new, 1))
+    proc = _vivado(bad, f"{_name()}.tcl")
+    assert proc.returncode != 0 and needle in proc.stderr + proc.stdout, proc.stderr[-2000:]
+
+
+@needs_fusesoc
+@pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+@pytest.mark.parametrize("version,warns", [("2023.2", False), ("2024.1", False), ("2019.1", True),
+                                           ("2025.1", True)])
+def test_block_design_warns_on_other_vivado_versions(pynq_setup, version, warns):
+    _, work = pynq_setup
+    proc = _vivado(work, f"{_name()}.tcl", version=version)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert ("WARNING: [zeroskip] this block design was written for Vivado" in proc.stdout) == warns
+    assert (f"this is Vivado {version}" in proc.stdout) == warns
+
+
+TIMING_STUB = """
+proc get_timing_paths {args} {
+    if {[lsearch -exact $args -setup] >= 0} { return setup_path }
+    return hold_path
+}
+proc get_property {name obj} {
+    if {$name ne "SLACK"} { error "unexpected property $name" }
+    return [expr {$obj eq "setup_path" ? $::env(ZS_WNS) : $::env(ZS_WHS)}]
+}
+source [lindex $argv 0]
+"""
+
+
+@pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+@pytest.mark.parametrize("wns,whs,ok", [("0.412", "0.051", True), ("-0.120", "0.051", False),
+                                        ("1.5", "-0.02", False), ("0.000", "0.000", True)])
+def test_timing_gate_stops_a_failing_design(tmp_path, wns, whs, ok):
+    """zs_check_timing.tcl (impl_1's pre-bitstream hook) errors on negative setup or hold
+    slack, leaving no timing_ok.txt; copy_outputs ships nothing without it."""
+    from zeroskip.overlay import copy_outputs as co
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "overlay" / "zs_check_timing.tcl", work)
+    (work / "timing_ok.txt").write_text("WNS 1.0\nWHS 1.0\n")          # from an earlier run
+    (tmp_path / "stub.tcl").write_text(TIMING_STUB)
+    proc = subprocess.run([TCLSH, str(tmp_path / "stub.tcl"), str(work / "zs_check_timing.tcl")],
+                          capture_output=True, text=True, env={**os.environ, "ZS_WNS": wns, "ZS_WHS": whs})
+    assert (proc.returncode == 0) == ok, proc.stderr
+    assert (work / "timing_ok.txt").is_file() == ok
+    if ok:
+        assert co.check_timing(work) == {"WNS": float(wns), "WHS": float(whs)}
+    else:
+        assert "misses timing" in proc.stderr and "no bitstream is written" in proc.stderr
+        with pytest.raises(ValueError, match="timing gate .* did not pass"):
+            co.check_timing(work)
+
+
+def test_copy_outputs_refuses_negative_slack(tmp_path):
+    from zeroskip.overlay import copy_outputs as co
+
+    (tmp_path / "timing_ok.txt").write_text("WNS -0.3\nWHS 0.1\n")
+    with pytest.raises(ValueError, match=r"misses timing \(WNS -0.3 ns"):
+        co.check_timing(tmp_path)
+    (tmp_path / "timing_ok.txt").write_text("garbage")
+    with pytest.raises(ValueError, match="does not hold WNS and WHS"):
+        co.check_timing(tmp_path)
 
 
 @needs_fusesoc
@@ -455,6 +433,10 @@ def test_copy_outputs_pairs_bit_and_hwh(tmp_path):
     hwh.write_text(f'<MODULE FULLNAME="/zeroskip_0" VLNV="{C.VLNV}"/>')
     shutil.copy(ROOT / "driver" / "contract.json", work / "contract.json")
     dest = tmp_path / "overlay"
+    with pytest.raises(ValueError, match="timing gate"):          # no verdict of the timing gate yet
+        co.copy_outputs(work, dest)
+    assert not dest.exists()
+    (work / "timing_ok.txt").write_text("WNS 0.25\nWHS 0.04\n")
     bit, out_hwh = co.copy_outputs(work, dest)
     assert (bit.name, out_hwh.name) == ("zeroskip.bit", "zeroskip.hwh") and bit.parent == out_hwh.parent == dest
     assert bit.read_bytes() == b"BIT" and C.VLNV in out_hwh.read_text()
