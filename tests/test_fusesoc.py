@@ -297,7 +297,8 @@ def test_pynq_z2_block_design(pynq_setup, tmp_path):
      "processing_system7 cell processing_system7_0 has no interface pin 'S_AXI_HP0'"),
     ("zs_config $concat {NUM_PORTS 3} {NUM_PORTS}", "zs_config $concat {NUM_PORTS 2} {NUM_PORTS}",
      "xlconcat cell xlconcat_0 has no pin 'In2'"),
-    ("        PCW_IRQ_F2P_INTR {1}", "        PCW_IRQ_F2P_INTERRUPT {1}", "has no parameter CONFIG.PCW_IRQ_F2P_INTERRUPT"),
+    ("        PCW_IRQ_F2P_INTR {1}", "        PCW_IRQ_F2P_INTERRUPT {1}",
+     "has no parameter CONFIG.PCW_IRQ_F2P_INTERRUPT"),
 ])
 def test_stand_in_rejects_a_wrong_block_design(pynq_setup, tmp_path, old, new, needle):
     """The stand-in is strict where Vivado is: a misspelt pin or parameter, or a port that
