@@ -60,11 +60,13 @@ class ModelOverlay:
         if offset == R["VERSION"]:
             return C.FORMAT_VERSION | (C.RTL_VERSION << 16)
         if offset == R["CONFIG0"]:
-            return hw.lanes | (hw.act_log2 << 8) | (1 << 16) | (int(self.fault_inject) << 17)
+            return hw.lanes | (hw.act_log2 << 8) | (int(hw.site_cap > 0) << 16) | (int(self.fault_inject) << 17)
         if offset == R["CONFIG1"]:
             return hw.w_slots
         if offset == R["CONFIG2"]:
             return hw.ch_cap | (hw.out_cap << 16)
+        if offset == R["CONFIG3"]:
+            return hw.max_layers | (hw.site_cap << 8)
         if offset == R["STATUS"]:
             return self._status()
         if offset == R["BATCH"]:

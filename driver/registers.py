@@ -79,15 +79,23 @@ class Registers:
         return int(self.read(R["ERR_INFO"]))
 
     def config(self) -> HwConfig:
-        """The overlay's build parameters from CONFIG0..2. MAX_LAYERS is not a register (the
-        contract default is assumed); SITE_CAP is the contract default when CONFIG0[16]
-        says the overlay has sparse-pixel support, else 0."""
+        """The overlay's build parameters from CONFIG0..3 (LANES, activation memory,
+        weight slots, channel records, outputs, layers, site-list entries): every capacity
+        the compiler relies on, so a bundle that needs more is refused before any DMA.
+        An overlay of RTL version 1 has no CONFIG3 (it reads 0): its MAX_LAYERS and
+        SITE_CAP are the contract defaults (SITE_CAP 0 when CONFIG0[16] is clear)."""
         c0 = int(self.read(R["CONFIG0"]))
         c1 = int(self.read(R["CONFIG1"]))
         c2 = int(self.read(R["CONFIG2"]))
-        site_cap = HwConfig().site_cap if (c0 >> 16) & 1 else 0
+        c3 = int(self.read(R["CONFIG3"]))
+        if c3:
+            max_layers, site_cap = c3 & 0xFF, (c3 >> 8) & 0xFF
+        else:
+            max_layers = HwConfig().max_layers
+            site_cap = HwConfig().site_cap if (c0 >> 16) & 1 else 0
         return HwConfig(lanes=c0 & 0xFF, act_bytes=1 << ((c0 >> 8) & 0xFF), w_slots=c1,
-                        ch_cap=c2 & 0xFFFF, out_cap=(c2 >> 16) & 0xFFFF, site_cap=site_cap)
+                        ch_cap=c2 & 0xFFFF, out_cap=(c2 >> 16) & 0xFFFF, max_layers=max_layers,
+                        site_cap=site_cap)
 
     def sparse_pixels(self) -> bool:
         """True when the overlay supports the sparse-pixel input modes."""

@@ -269,7 +269,8 @@ def sim_process(backend: Backend) -> SimProcess:
 def sim_params(hw: HwConfig, fault_inject: bool = False) -> dict:
     """Verilog parameters of ``sim_harness`` for an overlay configuration."""
     return {"LANES": hw.lanes, "ACT_BYTES": hw.act_bytes, "W_SLOTS": hw.w_slots, "CH_CAP": hw.ch_cap,
-            "OUT_CAP": hw.out_cap, "MAX_LAYERS": hw.max_layers, "FAULT_INJECT": int(bool(fault_inject))}
+            "OUT_CAP": hw.out_cap, "MAX_LAYERS": hw.max_layers, "SITE_CAP": hw.site_cap,
+            "FAULT_INJECT": int(bool(fault_inject))}
 
 
 def build_sim(hw: HwConfig, simulator: str = "verilator", *, fault_inject: bool = False, quiet: bool = False) -> Path:

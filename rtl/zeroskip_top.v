@@ -112,6 +112,7 @@ zs_regs #(
     .W_SLOTS(W_SLOTS),
     .CH_CAP(CH_CAP),
     .OUT_CAP(OUT_CAP),
+    .MAX_LAYERS(MAX_LAYERS),
     .FAULT_INJECT(FAULT_INJECT),
     .SITE_CAP(SITE_CAP)
 )

@@ -4,14 +4,14 @@
 `ifndef ZS_CONTRACT_VH
 `define ZS_CONTRACT_VH
 `define ZS_FORMAT_VERSION 16'd1
-`define ZS_RTL_VERSION 16'd1
+`define ZS_RTL_VERSION 16'd2
 `define ZS_ID_MAGIC 32'h5A534B50
 `define ZS_PROGRAM_MAGIC 32'h5A534B50
 `define ZS_ACK_MAGIC 32'h5A534B41
 `define ZS_ERR_MAGIC 32'h5A534B45
 `define ZS_REG_ID 8'h00  // ro: 0x5A534B50 ('ZSKP')
 `define ZS_REG_VERSION 8'h04  // ro: [15:0] program format version, [31:16] RTL version
-`define ZS_REG_CONFIG0 8'h08  // ro: [7:0] LANES, [15:8] log2(ACT_BYTES), [16] sparse-pixel support (built with SITE_CAP > 0; SITE_CAP itself is the contract default), [17] fault injection built in
+`define ZS_REG_CONFIG0 8'h08  // ro: [7:0] LANES, [15:8] log2(ACT_BYTES), [16] sparse-pixel support (built with SITE_CAP > 0; SITE_CAP itself is in CONFIG3), [17] fault injection built in
 `define ZS_REG_CONFIG1 8'h0C  // ro: W_SLOTS: weight-store capacity in entries
 `define ZS_REG_CONFIG2 8'h10  // ro: [15:0] CH_CAP channel records, [31:16] OUT_CAP output values per image
 `define ZS_REG_CTRL 8'h14  // wo: write 1 to a bit: [0] LOAD arm program load, [1] RUN arm inference of BATCH images, [2] SOFT_RESET (keeps a loaded program)
@@ -25,6 +25,7 @@
 `define ZS_REG_IRQ_STATUS 8'h34  // rw1c: [0] done, [1] error; write 1 to clear
 `define ZS_REG_ERR_INFO 8'h38  // ro: index of the stream beat at which the last error was detected
 `define ZS_REG_FAULT 8'h3C  // rw: test-only fault injection (present when FAULT_INJECT=1): [0] suppress TLAST on result streams
+`define ZS_REG_CONFIG3 8'h40  // ro: [7:0] MAX_LAYERS layer descriptors, [15:8] SITE_CAP entries per site list (0: built without sparse-pixel mode)
 `define ZS_CTRL_LOAD 0
 `define ZS_CTRL_RUN 1
 `define ZS_CTRL_SOFT_RESET 2

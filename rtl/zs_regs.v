@@ -24,15 +24,16 @@ module zs_regs #
 (
     // AXI4-Lite address width
     parameter ADDR_W       = 8,
-    // Hardware configuration reported in CONFIG0..2
+    // Hardware configuration reported in CONFIG0..3
     parameter LANES        = 8,
     parameter ACT_BYTES    = 65536,
     parameter W_SLOTS      = 16384,
     parameter CH_CAP       = 512,
     parameter OUT_CAP      = 256,
+    parameter MAX_LAYERS   = 16,
     // 1 builds the FAULT register
     parameter FAULT_INJECT = 0,
-    // Entries per site list (CONFIG0[16]: sparse-pixel mode when non-zero)
+    // Entries per site list (CONFIG3[15:8]; CONFIG0[16]: sparse-pixel mode when non-zero)
     parameter SITE_CAP     = 64
 )
 (
@@ -92,8 +93,12 @@ module zs_regs #
 );
 
 initial begin
-    if (ADDR_W < 6) begin
-        $error("zs_regs: ADDR_W must be at least 6 (instance %m)");
+    if (ADDR_W < 8) begin
+        $error("zs_regs: ADDR_W must be at least 8 (instance %m)");
+        $finish;
+    end
+    if (MAX_LAYERS < 1 || MAX_LAYERS > 255 || SITE_CAP > 255) begin
+        $error("zs_regs: MAX_LAYERS must be 1..255 and SITE_CAP at most 255 (CONFIG3 fields) (instance %m)");
         $finish;
     end
 end
@@ -109,6 +114,10 @@ localparam [15:0] CH_CAP_16  = CH_CAP_32[15:0];
 localparam [15:0] OUT_CAP_16 = OUT_CAP_32[15:0];
 localparam [0:0]  FAULT_BIT  = (FAULT_INJECT != 0);
 localparam [0:0]  SITES_BIT  = (SITE_CAP != 0);
+localparam [31:0] MAX_LAYERS_32 = MAX_LAYERS;
+localparam [31:0] SITE_CAP_32   = SITE_CAP;
+localparam [7:0]  MAX_LAYERS_8  = MAX_LAYERS_32[7:0];
+localparam [7:0]  SITE_CAP_8    = SITE_CAP_32[7:0];
 
 /*
  * Write channel
@@ -222,6 +231,7 @@ always @* begin
         `ZS_REG_CONFIG0:    rd_mux = {14'd0, FAULT_BIT, SITES_BIT, LOG2_ACT_8, LANES_8};
         `ZS_REG_CONFIG1:    rd_mux = W_SLOTS_32;
         `ZS_REG_CONFIG2:    rd_mux = {OUT_CAP_16, CH_CAP_16};
+        `ZS_REG_CONFIG3:    rd_mux = {16'd0, SITE_CAP_8, MAX_LAYERS_8};
         `ZS_REG_STATUS:     rd_mux = {12'd0, st_state, st_err_code, 4'd0, st_prog_valid, st_error, st_done, st_busy};
         `ZS_REG_BATCH:      rd_mux = {16'd0, batch_reg};
         `ZS_REG_CYCLES:     rd_mux = cnt_cycles;

@@ -28,6 +28,7 @@ module sim_harness #(
     parameter CH_CAP = 512,
     parameter OUT_CAP = 256,
     parameter MAX_LAYERS = 16,
+    parameter SITE_CAP = 64,
     parameter FAULT_INJECT = 0,
     // AXI-Lite address width
     parameter AXIL_ADDR_WIDTH = 8,
@@ -142,6 +143,7 @@ zeroskip_top #(
     .CH_CAP(CH_CAP),
     .OUT_CAP(OUT_CAP),
     .MAX_LAYERS(MAX_LAYERS),
+    .SITE_CAP(SITE_CAP),
     .FAULT_INJECT(FAULT_INJECT),
     .C_S_AXI_CTRL_ADDR_WIDTH(AXIL_ADDR_WIDTH)
 )

@@ -140,7 +140,9 @@ async def test_register_map(dut):
     assert await lite.read(REG["ERR_INFO"]) == 0x1234
     assert await lite.read(REG["CONFIG0"]) == (p["LANES"] | (16 << 8) | (int(p.get("SITE_CAP", 64) > 0) << 16)
                                                | ((p.get("FAULT_INJECT", 0) & 1) << 17))
-    assert await lite.read(0x40) == 0
+    assert await lite.read(REG["CONFIG3"]) == p.get("MAX_LAYERS", C.DEFAULTS["MAX_LAYERS"]) | (
+        p.get("SITE_CAP", C.DEFAULTS["SITE_CAP"]) << 8)
+    assert await lite.read(REG["CONFIG3"] + 4) == 0          # unmapped
     # AW/W in either order, with gaps
     for order in ("together", "aw_first", "w_first"):
         for gap in (1, 3):

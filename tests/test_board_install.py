@@ -40,8 +40,12 @@ def _run(cmd, **kw):
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """`make wheel`'s command, on a copy of the source tree (setuptools builds in the tree)."""
+    src = tmp_path_factory.mktemp("src") / "zeroskip"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "outputs", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"))
     dist = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, ROOT])
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, src])
     wheels = list(dist.glob("zeroskip-*-py3-none-any.whl"))
     assert len(wheels) == 1, "a pure-Python wheel (py3-none-any)"
     return wheels[0]
