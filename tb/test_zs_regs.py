@@ -7,7 +7,6 @@ from __future__ import annotations
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadWrite
-
 from zeroskip.driver import contract as C
 from zeroskip.tb.zstb import sim_params
 

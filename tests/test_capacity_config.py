@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from zeroskip.driver import ConfigMismatch, ZeroSkip, open_backend
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine

@@ -10,7 +10,6 @@ import hashlib
 
 import numpy as np
 import pytest
-
 from zeroskip.tb import simbuild
 
 
