@@ -1,22 +1,30 @@
 """zeroskip.driver: run bundles on the board, the simulated overlay or the golden model (numpy only).
 
 ``ZeroSkip(open_backend("auto" | "board" | "sim" | "model"))`` is the one driver API;
-see :mod:`zeroskip.driver.driver`.
+see :mod:`zeroskip.driver.driver`. Backends live in :mod:`zeroskip.driver.backends`,
+the simulator runtime in :mod:`zeroskip.driver.sim`, every error under
+:class:`ZeroSkipError` in :mod:`zeroskip.driver.errors`.
 """
 
-from .driver import (
+from .backends import board_available, open_backend
+from .driver import ProgramInfo, RunResult, ZeroSkip
+from .errors import (
+    BuildError,
+    BundleError,
+    CompileError,
     ConfigMismatch,
     DmaTimeout,
     EngineError,
+    OverlayError,
     OverlayStuck,
-    ProgramInfo,
-    RunResult,
+    ProgramError,
+    SimError,
+    SynthError,
     TransferTooLarge,
-    ZeroSkip,
     ZeroSkipError,
-    open_backend,
 )
 from .program import HwConfig
 
-__all__ = ["ConfigMismatch", "DmaTimeout", "EngineError", "HwConfig", "OverlayStuck", "ProgramInfo", "RunResult",
-           "TransferTooLarge", "ZeroSkip", "ZeroSkipError", "open_backend"]
+__all__ = ["BuildError", "BundleError", "CompileError", "ConfigMismatch", "DmaTimeout", "EngineError", "HwConfig",
+           "OverlayError", "OverlayStuck", "ProgramError", "ProgramInfo", "RunResult", "SimError", "SynthError",
+           "TransferTooLarge", "ZeroSkip", "ZeroSkipError", "board_available", "open_backend"]

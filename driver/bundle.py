@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import contract as C
-from .program import F_AVG, F_MAXRED, GROUP_END, HwConfig, Program, ProgramError, decode_program, store_hex
+from .errors import BundleError, ProgramError
+from .program import F_AVG, F_MAXRED, GROUP_END, HwConfig, Program, decode_program, store_hex
 
 BUNDLE_FORMAT = "zeroskip-bundle"
 BUNDLE_VERSION = 1
@@ -27,8 +28,6 @@ REQUIRED = ("program.bin", "program_dense.bin", "inputs.npy", "expected.npy", "w
             "weights_values.bin", "weights_metadata.json", "weight_store.hex", "program.hex")
 
 
-class BundleError(ValueError):
-    """A bundle that cannot be used; the message names the file and the fix."""
 
 
 def sha256_file(path: Path) -> str:

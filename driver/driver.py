@@ -38,52 +38,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import contract as C
-from .backend import DMACR_RESET, DMACR_RS, MM2S_DMACR, S2MM_DMACR, STREAM_BYTES, Backend
+from .backends.base import DMACR_RESET, DMACR_RS, MM2S_DMACR, S2MM_DMACR, STREAM_BYTES, Backend
+from .errors import ConfigMismatch, DmaTimeout, EngineError, OverlayStuck, TransferTooLarge, ZeroSkipError
 from .golden import parse_response
-from .program import HwConfig
+from .program import MODE_SITES, HwConfig
 from .registers import Registers, Status
 
 MAX_BATCH = 0xFFFF   # BATCH register
 _SPIN_S = 0.002      # poll without sleeping this long, then back off
 _POLL_SLEEP_S = 1e-4
 RECOVER_S = 1.0      # deadline of the DMA reset and channel restart in recover()
-
-
-class ZeroSkipError(RuntimeError):
-    """Base class of the driver's errors."""
-
-
-class ConfigMismatch(ZeroSkipError, ValueError):
-    """The program or bundle was built for another overlay configuration."""
-
-
-class TransferTooLarge(ZeroSkipError, ValueError):
-    """A transfer exceeds the DMA length register; refused before any DMA starts."""
-
-
-class DmaTimeout(ZeroSkipError, TimeoutError):
-    """A DMA transfer did not complete within the timeout (the overlay was reset)."""
-
-
-class OverlayStuck(ZeroSkipError):
-    """The DMA did not come back from a reset: the overlay must be reloaded."""
-
-    def __init__(self, what: str):
-        super().__init__(f"{what}: the overlay is stuck; reload it (Overlay('zeroskip.bit') / "
-                         "open_backend('board')) or power-cycle the board")
-
-
-class EngineError(ZeroSkipError):
-    """The engine reported an error code; ``code``, ``name`` and ``beat`` (ERR_INFO)."""
-
-    def __init__(self, code: int, beat: int, what: str):
-        self.code = int(code)
-        self.name = C.ERRORS.get(self.code, "UNKNOWN")
-        self.beat = int(beat)
-        super().__init__(f"{what} failed at stream beat {beat}: {C.error_text(self.code)}")
-
-
-MODE_SITES = 2   # header input mode: images are pre-reduced site lists of varying length
 
 
 @dataclass(frozen=True)
@@ -524,47 +488,3 @@ class ZeroSkip:
             for ch in (send, recv):
                 ch.start()
         self.regs.soft_reset()
-
-
-# ------------------------------------------------------------------------------ backends
-
-def board_available(bitfile=None) -> bool:
-    """True on a PYNQ board (pynq imports, /proc/device-tree names a PYNQ board) with the
-    overlay files in place."""
-    import os
-    if not os.path.isfile("/proc/device-tree/chosen/pynq_board"):
-        return False
-    try:
-        import pynq  # noqa: F401
-
-        from .overlay import find_bitfile
-        find_bitfile(bitfile)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-def open_backend(kind: str = "auto", hw: HwConfig | None = None, *, simulator: str = "verilator",
-                 bitfile=None, fault_inject: bool = False, len_bits: int | None = None, **sim_kw) -> Backend:
-    """Open a backend: ``"board"`` (pynq overlay), ``"sim"`` (the RTL in a live cocotb
-    simulation), ``"model"`` (the golden model) or ``"auto"`` (board when running on a
-    PYNQ board with the overlay files present, else sim).
-
-    ``hw`` is the configuration to simulate or model (the board reads its own);
-    ``len_bits`` the DMA length-register width of sim/model (default 26);
-    ``fault_inject`` builds the test-only FAULT register into sim/model.
-    """
-    from .backend import MAX_LEN_BITS
-    if kind == "auto":
-        kind = "board" if board_available(bitfile) else "sim"
-    lb = MAX_LEN_BITS if len_bits is None else int(len_bits)
-    if kind == "board":
-        from .overlay import open_board
-        return open_board(bitfile)
-    if kind == "sim":
-        from .sim_backend import open_sim
-        return open_sim(hw or HwConfig(), simulator=simulator, fault_inject=fault_inject, len_bits=lb, **sim_kw)
-    if kind == "model":
-        from .model_backend import open_model
-        return open_model(hw or HwConfig(), fault_inject=fault_inject, len_bits=lb)
-    raise ValueError(f"backend kind must be 'auto', 'board', 'sim' or 'model', got {kind!r}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import contract as C
+from .errors import ProgramError
 
 HEADER_BEATS = C.PROGRAM["header_beats"]
 LAYER_BEATS = C.PROGRAM["layer_beats"]
@@ -38,15 +39,6 @@ MODE_DENSE, MODE_REDUCE, MODE_SITES = (C.INPUT_MODES[k] for k in ("DENSE", "REDU
 MAX_SITE_CHANNELS = 6
 
 
-class ProgramError(ValueError):
-    """A program the engine refuses. ``code`` is the contract error code, ``beat`` the
-    index of the beat at which the engine detects it."""
-
-    def __init__(self, code: int, beat: int, detail: str):
-        self.code = int(code)
-        self.beat = int(beat)
-        self.detail = detail
-        super().__init__(f"{C.error_text(code)} [beat {beat}: {detail}]")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Register-level operations of the engine over anything with ``read``/``write``.
 
 :class:`Registers` is used by the driver on every backend and mixed into the board's
-``ZeroSkipIP`` (:mod:`zeroskip.driver.overlay`). numpy only.
+``ZeroSkipIP`` (:mod:`zeroskip.driver.backends.board`). numpy only.
 """
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ def run_bundle(bundle: Bundle, backend: str = "auto", *, simulator: str = "veril
     """Load the bundle's program, run its test inputs (sparse program) and a few with the
     dense-mode program, compare with the expected integer outputs, and collect counters
     and host timings. ``backend_obj`` reuses an already opened backend."""
-    from .driver import ZeroSkip, open_backend
+    from .backends import open_backend
+    from .driver import ZeroSkip
 
     n = bundle.inputs.shape[0] if n_samples is None else min(int(n_samples), bundle.inputs.shape[0])
     t0 = time.perf_counter()

@@ -43,10 +43,10 @@ def _throughput(drv, sim, packed, expected, batch_size: int) -> dict:
 
 def sim_figures(tr, lanes_list, args) -> dict:
     from zeroskip.driver import ZeroSkip, open_backend
+    from zeroskip.driver.backends.sim import build_sim, sim_process
     from zeroskip.driver.bundle import pack_inputs
     from zeroskip.driver.golden import GoldenEngine
     from zeroskip.driver.program import HwConfig, encode_program
-    from zeroskip.driver.sim_backend import build_sim, sim_process
 
     from .compiler import compile_model
 

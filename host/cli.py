@@ -316,25 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _known_errors() -> tuple:
-    errs = [CliError, FileNotFoundError, PermissionError]
-    from zeroskip.driver.bundle import BundleError
-    from zeroskip.driver.program import ProgramError
+    from zeroskip.driver.errors import ZeroSkipError  # every error zeroskip raises on purpose
 
-    errs += [BundleError, ProgramError]
-    try:
-        from zeroskip.driver.driver import ZeroSkipError
-        from zeroskip.driver.sim_backend import SimError
-
-        errs += [ZeroSkipError, SimError]   # DmaTimeout, EngineError, ... are ZeroSkipErrors
-    except ImportError:
-        pass
-    try:
-        from .compiler import CompileError
-
-        errs.append(CompileError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    return (CliError, FileNotFoundError, PermissionError, ZeroSkipError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,15 +19,25 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from zeroskip.driver.bundle import pack_inputs  # noqa: F401  (re-exported: one packer for host and board)
+from zeroskip.driver.errors import CompileError  # noqa: E402,F401  (raised here; one error root)
 from zeroskip.driver.program import (
     BLOCK_BEATS,
     BLOCK_ENTRIES,
+    F_AVG,
+    F_MAXRED,
     F_OUT,
     F_POOL,
+    F_POOLSITES,
     F_RELU,
+    F_SCRUB,
+    F_SITES,
     GROUP_END,
     MAX_RUN,
+    MODE_REDUCE,
+    MODE_SITES,
     N_TAPS,
+    POOLSITES_MAX,
     ChannelRec,
     HwConfig,
     LayerDesc,
@@ -35,15 +45,7 @@ from zeroskip.driver.program import (
     Program,
 )
 
-from zeroskip.driver.bundle import pack_inputs  # noqa: F401  (re-exported: one packer for host and board)
-from zeroskip.driver.program import (F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, MODE_REDUCE, MODE_SITES,
-                                     POOLSITES_MAX)
-
 from .qmodel import QLayer, QModel
-
-
-class CompileError(ValueError):
-    """The model does not fit or cannot be expressed on the engine."""
 
 
 @dataclass(frozen=True)

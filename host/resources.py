@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from zeroskip.driver import tools
+from zeroskip.driver.errors import SynthError
 
 PART = "xc7z020clg400-1"
 CAPACITY = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "BRAM36": 140}
@@ -52,8 +53,6 @@ LUT_MEMORY = {
 FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
 
 
-class SynthError(RuntimeError):
-    """Yosys (through FuseSoC) failed or produced no statistics."""
 
 
 def repo_root() -> Path:

@@ -7,7 +7,7 @@ the variables cocotb 2.x needs (GPI_USERS), so this script starts vvp itself:
     python3 run_cocotb.py [--waves]
 
 The target's parameters reach the bench as ``ZEROSKIP_SIM_PARAMS`` (what
-``zeroskip.tb.simbuild`` sets). Environment: COCOTB_TEST_FILTER selects tests by regular
+``zeroskip.driver.sim.build`` sets). Environment: COCOTB_TEST_FILTER selects tests by regular
 expression, ZEROSKIP_WAVES=1 writes an FST waveform. Exit status 1 unless results.xml reports at least one test and
 no failure.
 """

@@ -5,7 +5,7 @@ response beats must be identical, ``CYCLES - STALL`` must equal the golden cycle
 ``COMPUTE`` and ``MACS`` the golden counters, under random idle cycles on the input stream
 and random backpressure on the output stream. Programs come from the host compiler
 (TinyCNN-like and random networks, sparse and dense), malformed programs are derived from
-valid ones. Run through ``tests/test_rtl_top.py`` (``zeroskip.tb.simbuild``).
+valid ones. Run through ``tests/test_rtl_top.py`` (``zeroskip.driver.sim.build``).
 
 ``ZEROSKIP_TOP_NETS`` sets how many random networks ``test_random_networks`` compiles.
 """
@@ -19,7 +19,6 @@ from dataclasses import replace
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
-
 from zeroskip.driver import contract as C
 from zeroskip.driver.golden import GoldenEngine, pack_image_beats, parse_response
 from zeroskip.driver.program import (
@@ -33,7 +32,7 @@ from zeroskip.driver.program import (
 from zeroskip.host import randnet
 from zeroskip.host.compiler import CompileError, compile_model, input_layout
 from zeroskip.host.qmodel import QLayer, QModel
-from zeroskip.tb.zstb import CTRL, E, TB
+from zeroskip.tb.zstb import CTRL, TB, E
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "1234"))
 

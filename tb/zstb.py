@@ -3,7 +3,7 @@ AXI-Lite master, AXI-Stream source and sink, idle/backpressure generators) and c
 helpers that mirror the driver (LOAD, RUN, counters).
 
 Simulation parameters reach the test through ``ZEROSKIP_SIM_PARAMS`` (set by
-:func:`zeroskip.tb.simbuild.run`); :func:`hw_config` turns them into the
+:func:`zeroskip.driver.sim.build.run`); :func:`hw_config` turns them into the
 :class:`~zeroskip.driver.program.HwConfig` the compiler and the golden model use.
 """
 
@@ -19,7 +19,6 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
-
 from zeroskip.driver import contract as C
 from zeroskip.driver.program import HwConfig
 

@@ -25,10 +25,10 @@ from pynq.buffer import PynqBuffer  # noqa: E402
 from pynq.overlay import DefaultIP, _assign_drivers, _ip_drivers  # noqa: E402
 from zeroskip.driver import DmaTimeout, ZeroSkip  # noqa: E402
 from zeroskip.driver import contract as C  # noqa: E402
-from zeroskip.driver.backend import Backend  # noqa: E402
+from zeroskip.driver.backends.base import Backend  # noqa: E402
+from zeroskip.driver.backends.board import OverlayError, ZeroSkipIP, find_bitfile, find_cores  # noqa: E402
+from zeroskip.driver.backends.model import ModelOverlay  # noqa: E402
 from zeroskip.driver.golden import GoldenEngine, predict_cycles  # noqa: E402
-from zeroskip.driver.model_backend import ModelOverlay  # noqa: E402
-from zeroskip.driver.overlay import OverlayError, ZeroSkipIP, find_bitfile, find_cores  # noqa: E402
 
 IP_BASE, DMA_BASE = 0x4000_0000, 0x4040_0000
 
@@ -294,7 +294,7 @@ def test_overlay_without_our_ip_or_dma_is_refused():
 
 
 def test_auto_picks_sim_off_the_board():
-    from zeroskip.driver.driver import board_available
+    from zeroskip.driver.backends import board_available
 
     assert not board_available()           # no /proc/device-tree/chosen/pynq_board here
 
@@ -310,7 +310,7 @@ def test_driver_imports_and_runs_without_torch(tmp_path):
                     raise ImportError("torch is not installed on this board")
         sys.meta_path.insert(0, NoTorch())
         import numpy as np
-        import zeroskip.driver, zeroskip.driver.overlay, zeroskip.driver.sim_backend
+        import zeroskip.driver, zeroskip.driver.backends.board, zeroskip.driver.backends.sim
         from zeroskip.driver import ZeroSkip, open_backend
         from zeroskip.driver.bundle import pack_inputs
         from zeroskip.driver.golden import GoldenEngine
@@ -414,7 +414,7 @@ def test_bundle_for_another_overlay_is_refused_before_dma(dma_class, lanes8_bund
 
 def test_open_board_without_hwh_never_loads_the_bitstream(tmp_path, monkeypatch):
     """The public entry point refuses a .bit without its .hwh before pynq.Overlay is built."""
-    from zeroskip.driver.overlay import open_board
+    from zeroskip.driver.backends.board import open_board
 
     (tmp_path / "zeroskip.bit").write_bytes(b"\0")
 
@@ -437,7 +437,7 @@ def test_open_board_without_hwh_never_loads_the_bitstream(tmp_path, monkeypatch)
 def test_open_board_on_an_overlay_without_our_ip(dma_class, tmp_path, monkeypatch, ips, needle):
     """open_board on a design whose IP dictionary (drivers assigned by pynq's own
     _assign_drivers) lacks our engine or the DMA: OverlayError naming what is there."""
-    from zeroskip.driver.overlay import open_board
+    from zeroskip.driver.backends.board import open_board
 
     (tmp_path / "zeroskip.bit").write_bytes(b"\0")
     (tmp_path / "zeroskip.hwh").write_text("<xml/>")

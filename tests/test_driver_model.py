@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from zeroskip.driver import ConfigMismatch, DmaTimeout, EngineError, TransferTooLarge, ZeroSkip, open_backend
 from zeroskip.driver import contract as C
-from zeroskip.driver.backend import Backend, host_allocate
+from zeroskip.driver.backends.base import Backend, host_allocate
+from zeroskip.driver.backends.model import ModelDMA, ModelOverlay
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.driver import STEPS
 from zeroskip.driver.golden import GoldenEngine, predict_cycles
-from zeroskip.driver.model_backend import ModelDMA, ModelOverlay
 from zeroskip.driver.program import HwConfig, encode_program
 from zeroskip.host.compiler import compile_model, input_layout
 from zeroskip.host.qmodel import InputReduce, QLayer, QModel

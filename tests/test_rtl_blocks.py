@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from zeroskip.tb import simbuild
+from zeroskip.driver.sim import build as simbuild
 
 
 def _group(sim, name):

@@ -20,7 +20,7 @@ import shutil
 
 import numpy as np
 import pytest
-from zeroskip.tb import simbuild
+from zeroskip.driver.sim import build as simbuild
 
 FUZZ = os.environ.get("ZEROSKIP_FUZZ") == "1"
 

@@ -10,8 +10,7 @@ to 40 / 4.
 import os
 
 import pytest
-
-from zeroskip.tb import simbuild
+from zeroskip.driver.sim import build as simbuild
 
 MODULE = "zeroskip.tb.test_sparse_top"
 

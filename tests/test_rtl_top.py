@@ -10,8 +10,7 @@ configuration from 20 (Verilator) / 3 (Icarus) to 200 / 20.
 import os
 
 import pytest
-
-from zeroskip.tb import simbuild
+from zeroskip.driver.sim import build as simbuild
 
 MODULE = "zeroskip.tb.test_zeroskip_top"
 

@@ -26,8 +26,8 @@ def test_cache_root_and_kinds(monkeypatch, tmp_path):
 
 def test_every_cache_user_lives_under_the_root(monkeypatch, tmp_path):
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))
+    from zeroskip.driver.sim import build as simbuild
     from zeroskip.host import pipeline, resources
-    from zeroskip.tb import simbuild
 
     assert simbuild.cache_root() == tmp_path / "sim"
     assert pipeline.models_cache() == tmp_path / "models"
@@ -44,7 +44,7 @@ def _wheel_on_path_env() -> dict:
 
 _PROBE = """
 import json, shutil
-from zeroskip.tb import simbuild
+from zeroskip.driver.sim import build as simbuild
 print(json.dumps({"which": shutil.which("verilator"), "env": simbuild.simulator_env("verilator"),
                   "make": simbuild.make_overrides("sim_harness", "verilator")}))
 """
@@ -74,7 +74,7 @@ def test_sim_harness_builds_with_the_wheel_on_path(tmp_path):
     env = _wheel_on_path_env()
     env["ZEROSKIP_CACHE"] = str(tmp_path)
     code = ("from zeroskip.driver.program import HwConfig\n"
-            "from zeroskip.driver.sim_backend import build_sim\n"
+            "from zeroskip.driver.backends.sim import build_sim\n"
             "print(build_sim(HwConfig(lanes=4), 'verilator', quiet=True))\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-4000:]
@@ -86,7 +86,7 @@ def test_sim_harness_builds_with_the_wheel_on_path(tmp_path):
 
 
 def test_build_failure_shows_the_first_error_lines(tmp_path):
-    from zeroskip.tb.simbuild import _log_excerpt
+    from zeroskip.driver.sim.build import _log_excerpt
 
     log = tmp_path / "build.log"
     lines = [f"g++ -c file{i}.cpp" for i in range(200)]

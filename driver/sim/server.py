@@ -1,10 +1,10 @@
 """The cocotb side of the sim backend: serves register and DMA requests on live RTL.
 
-The driver process (:mod:`zeroskip.driver.sim_backend`) listens on a localhost port and
-starts ``python -m zeroskip.tb.sim_server``, which runs the simulator through
+The driver process (:mod:`zeroskip.driver.backends.sim`) listens on a localhost port and
+starts ``python -m zeroskip.driver.sim.server``, which runs the simulator through
 ``cocotb_tools.runner`` on a cached build of ``sim_harness`` (``zeroskip_top`` with the
 simulation-only DMA of ``sim_dma.v``). The cocotb test :func:`serve` connects back and
-answers requests one at a time (protocol in :mod:`zeroskip.driver.sim_backend`).
+answers requests one at a time (protocol in :mod:`zeroskip.driver.sim.protocol`).
 
 Simulated time advances only while a request needs it: a register access takes the
 AXI-Lite handshake cycles (:class:`AxiLiteMaster`), a ``wait`` runs until the DMA
@@ -130,7 +130,7 @@ class _Server:
     """Request handlers; each runs between two clock edges or advances time itself."""
 
     def __init__(self, dut, sock: socket.socket):
-        from zeroskip.driver.sim_backend import recv_msg, send_msg
+        from zeroskip.driver.sim.protocol import recv_msg, send_msg
 
         self.dut = dut
         self.sock = sock
@@ -247,7 +247,7 @@ if cocotb is not None:
         port = int(os.environ["ZEROSKIP_SIM_PORT"])
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        from zeroskip.driver.sim_backend import send_msg
+        from zeroskip.driver.sim.protocol import send_msg
 
         send_msg(sock, {"token": os.environ.get("ZEROSKIP_SIM_TOKEN", "")})
         try:
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runner = get_runner(args.simulator)
     test_dir = Path(args.test_dir)
-    runner.test(test_module="zeroskip.tb.sim_server", hdl_toplevel=args.toplevel, hdl_toplevel_lang="verilog",
+    runner.test(test_module="zeroskip.driver.sim.server", hdl_toplevel=args.toplevel, hdl_toplevel_lang="verilog",
                 build_dir=args.build_dir, test_dir=test_dir, results_xml=str(test_dir / "results.xml"),
                 extra_env={"ZEROSKIP_SIM_PORT": str(args.port), "COCOTB_REDUCED_LOG_FMT": "1"})
     return 0

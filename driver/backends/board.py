@@ -18,18 +18,16 @@ import functools
 import os
 from pathlib import Path
 
-from . import contract as C
-from .backend import Backend
-from .driver import ZeroSkipError
-from .registers import Registers
+from .. import contract as C
+from ..errors import OverlayError
+from ..registers import Registers
+from .base import Backend
 
 ENV_OVERLAY = "ZEROSKIP_OVERLAY"
 BITFILE = "zeroskip.bit"
 DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
 
 
-class OverlayError(ZeroSkipError):
-    """The overlay files or the loaded design are not what the driver needs."""
 
 
 try:  # pynq is present on the board (and installable on a PC for tests)

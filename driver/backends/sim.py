@@ -1,49 +1,31 @@
 """The ``sim`` backend: pynq-shaped objects backed by a live simulation of the RTL.
 
 :func:`open_sim` builds (or reuses the cached build of) ``sim_harness`` — ``zeroskip_top``
-with a simulation-only AXI DMA model (``tb/sim_dma.v``) on its streams — through
-``zeroskip.tb.simbuild``, starts ``python -m zeroskip.tb.sim_server`` (which runs the
+with a simulation-only AXI DMA model (``driver/sim/sim_dma.v``) on its streams — through
+``zeroskip.driver.sim.build``, starts ``python -m zeroskip.driver.sim.server`` (which runs the
 simulator with ``cocotb_tools.runner``) and talks to the cocotb test inside it over a
 localhost socket (127.0.0.1 only). The driver then sees:
 
 * :class:`SimIP` — ``read``/``write`` become AXI-Lite transactions (the server's master);
-* :class:`SimDMA` — AXI DMA simple mode (:class:`~zeroskip.driver.backend.StreamChannel`):
+* :class:`SimDMA` — AXI DMA simple mode (:class:`~zeroskip.driver.backends.base.StreamChannel`):
   ``transfer`` loads the DMA model's beat memory in bulk and starts it; ``idle`` lets the
   simulation run until the channel's completion edge or a slice of cycles, so polling
   ``idle`` against a deadline (as on the board) is also how a missing TLAST turns into a
   timeout; the length register is ``len_bits`` wide like the real core's;
 * ``allocate`` — host numpy buffers.
 
-Protocol (one request, one reply, in order). Each message is a header ``<II``
-(JSON length, blob length), a UTF-8 JSON object, then the blob::
-
-    <- {"token": t}                              first, when the simulator connects: the
-                                                    token the driver put in its environment
-    {"op": "hello"}                              -> {mem_beats, clock_ns, cycle, simulator}
-    {"op": "read", "addr": a}                    -> {value}
-    {"op": "write", "addr": a, "value": v}       -> {}
-    {"op": "mm2s"} + blob (the bytes to send)    -> {cycle}    start memory-to-stream
-    {"op": "s2mm", "beats": n}                   -> {cycle}    arm stream-to-memory
-    {"op": "wait", "chan": c, "cycles": n}       -> {done, cycle} (+ received bytes when an
-                                                    S2MM transfer is done)
-    {"op": "dma_reset"}                          -> {}         DMA soft reset
-    {"op": "step", "cycles": n}                  -> {cycle}
-    {"op": "shutdown"}                           -> {}         the simulation ends
-
-Every reply carries ``"ok": true``, or ``"ok": false`` and ``"error"``.
+The request/reply protocol is :mod:`zeroskip.driver.sim.protocol`.
 
 numpy only (the cocotb side needs the ``sim`` extra).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -51,39 +33,14 @@ import time
 import weakref
 from pathlib import Path
 
-from .backend import DMACR_RESET, MAX_LEN_BITS, STREAM_BYTES, Backend, StreamChannel, StreamDMA, host_allocate
-from .driver import ZeroSkipError
-from .program import HwConfig
+from ..errors import SimError
+from ..program import HwConfig
+from ..sim.protocol import recv_msg, send_msg
+from .base import DMACR_RESET, MAX_LEN_BITS, STREAM_BYTES, Backend, StreamChannel, StreamDMA, host_allocate
 
-_HEADER = struct.Struct("<II")
 TOPLEVEL = "sim_harness"
 
 
-class SimError(ZeroSkipError):
-    """The simulation could not be built or started, died, or refused a request."""
-
-
-# ------------------------------------------------------------------------------ framing
-
-def send_msg(sock: socket.socket, obj: dict, blob: bytes = b"") -> None:
-    js = json.dumps(obj).encode()
-    sock.sendall(_HEADER.pack(len(js), len(blob)) + js + blob)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def recv_msg(sock: socket.socket) -> tuple[dict, bytes]:
-    nj, nb = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    obj = json.loads(_recv_exact(sock, nj))
-    return obj, _recv_exact(sock, nb) if nb else b""
 
 
 # ------------------------------------------------------------------------------ process
@@ -102,13 +59,13 @@ class SimProcess:
         lsock.listen(1)
         lsock.settimeout(0.2)
         port = lsock.getsockname()[1]
-        from zeroskip.tb.simbuild import simulator_env
+        from ..sim.build import simulator_env
 
         token = secrets.token_hex(16)       # the simulator proves it is ours when it connects
         env = dict(os.environ, **simulator_env(simulator), ZEROSKIP_SIM_TOKEN=token)
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "zeroskip.tb.sim_server", "--build-dir", str(build_dir),
+                [sys.executable, "-m", "zeroskip.driver.sim.server", "--build-dir", str(build_dir),
                  "--simulator", simulator, "--toplevel", TOPLEVEL, "--port", str(port),
                  "--test-dir", str(self.workdir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -281,15 +238,9 @@ def build_sim(hw: HwConfig, simulator: str = "verilator", *, fault_inject: bool 
     compiler output goes to ``build.log`` in the build directory, and its end is part of
     the :class:`SimError` when the build fails.
     """
-    try:
-        from zeroskip.tb import simbuild
-    except ImportError as e:
-        raise SimError(f"the sim backend needs zeroskip.tb.simbuild and the sim extra "
-                       f"(pip install zeroskip[sim]): {e}") from e
-    try:
-        return Path(simbuild.build(TOPLEVEL, sim_params(hw, fault_inject), simulator, quiet=quiet))
-    except simbuild.BuildError as e:
-        raise SimError(str(e)) from None
+    from ..sim import build as simbuild
+
+    return Path(simbuild.build(TOPLEVEL, sim_params(hw, fault_inject), simulator, quiet=quiet))
 
 
 # simulated engine cycles per wall second on a busy two-core machine, with margin
