@@ -54,7 +54,7 @@ def _hw(args):
 
 
 def _train_cfg(args):
-    from .pipeline import TrainConfig
+    from zeroskip.host.pipeline import TrainConfig
 
     if not 0.0 <= args.sparsity < 1.0:
         raise CliError(f"--sparsity must be in [0, 1), got {args.sparsity}")
@@ -72,7 +72,7 @@ def _train_cfg(args):
 
 
 def _trained(args):
-    from .pipeline import get_trained
+    from zeroskip.host.pipeline import get_trained
 
     t = time.perf_counter()
     tr = get_trained(_train_cfg(args), quiet=args.quiet, use_cache=not args.no_cache)
@@ -83,7 +83,7 @@ def _trained(args):
 
 
 def _export(args, tr, out: Path) -> Path:
-    from .export import export_bundle
+    from zeroskip.host.compiler.export import export_bundle
 
     n = tr.x_test_int8.shape[0] if args.n_samples is None else min(args.n_samples, tr.x_test_int8.shape[0])
     info = {"dataset": args.dataset, "sparsity": round(float(tr.sparsity), 6), "target_sparsity": args.sparsity,
@@ -107,7 +107,7 @@ def _print_summary(args, s: dict) -> None:
 
 
 def _write_plots(out: Path, bundle, s: dict, run) -> None:
-    from . import plots
+    from zeroskip.host import plots
 
     layers = []
     pred = bundle.manifest["predicted"]["layers"]
@@ -172,7 +172,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .pipeline import save_qmodel
+    from zeroskip.host.pipeline import save_qmodel
 
     out = _out_dir(args) / "model"
     tr = _trained(args)
@@ -200,10 +200,10 @@ def cmd_run(args) -> int:
 def cmd_sweep(args) -> int:
     from zeroskip.driver.golden import image_timing
 
-    from . import plots
-    from .compiler import compile_model, weight_bytes
-    from .datasets import load_dataset
-    from .pipeline import prune_quantize, train_float
+    from zeroskip.host import plots
+    from zeroskip.host.compiler.lowering import compile_model, weight_bytes
+    from zeroskip.host.data.datasets import load_dataset
+    from zeroskip.host.pipeline import prune_quantize, train_float
 
     try:
         sparsities = [float(s) for s in args.sparsities.split(",")]
@@ -249,7 +249,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from zeroskip.host.bench.figures import run_bench
 
     run_bench(args)
     return 0

@@ -17,9 +17,13 @@ from pathlib import Path
 import numpy as np
 from zeroskip.driver import tools
 
-from .qmodel import InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel, QSparsePool
 
 HOST_DIR = Path(__file__).resolve().parent
+# the sources a trained model depends on: the cache key hashes them
+MODEL_SOURCES = ("data/datasets.py", "data/detector.py", "models/cnn.py", "models/sparse.py", "training/train.py",
+                 "training/prune.py", "quant/quantize.py", "quant/qmodel.py", "quant/quantize_sparse.py",
+                 "quant/reference_sparse.py")
 
 
 def models_cache() -> Path:
@@ -38,9 +42,7 @@ class TrainConfig:
     n_max: int = 20
 
     def key(self) -> str:
-        src = b"".join(p.read_bytes() for p in sorted(HOST_DIR.glob("*.py"))
-                       if p.name in ("datasets.py", "models.py", "train.py", "prune.py", "quantize.py", "qmodel.py",
-                                   "sparse.py", "quantize_sparse.py", "detector.py", "reference_sparse.py"))
+        src = b"".join((HOST_DIR / f).read_bytes() for f in MODEL_SOURCES)
         cfg = asdict(self)
         if self.model == "sparsepixels-dense":
             cfg["lr"] = DENSE_TWIN_LR
@@ -101,10 +103,10 @@ DENSE_TWIN_LR = 3e-3
 
 
 def _spec_for(cfg: TrainConfig, data):
-    from .models import tiny_cnn_spec
+    from zeroskip.host.models.cnn import tiny_cnn_spec
 
     if cfg.model in ("sparsepixels", "sparsepixels-dense"):
-        from .sparse import dense_twin_spec, sparse_pixels_spec
+        from zeroskip.host.models.sparse import dense_twin_spec, sparse_pixels_spec
 
         spec = sparse_pixels_spec(data.input_shape, data.n_classes, n_max=cfg.n_max)
         return dense_twin_spec(spec) if cfg.model == "sparsepixels-dense" else spec
@@ -116,17 +118,17 @@ def _spec_for(cfg: TrainConfig, data):
 def _build(cfg: TrainConfig, data):
     spec = _spec_for(cfg, data)
     if cfg.model == "sparsepixels":
-        from .sparse import build_sparse_model
+        from zeroskip.host.models.sparse import build_sparse_model
 
         return build_sparse_model(spec, seed=cfg.seed)
-    from .models import build_model
+    from zeroskip.host.models.cnn import build_model
 
     return build_model(spec, seed=cfg.seed)
 
 
 def train_float(cfg: TrainConfig, data, *, quiet: bool = False):
     """Train the float model (no pruning). Returns (model, seconds)."""
-    from . import train as T
+    from zeroskip.host.training import train as T
 
     T.set_seed(cfg.seed)
     model = _build(cfg, data)
@@ -143,10 +145,10 @@ def train_float(cfg: TrainConfig, data, *, quiet: bool = False):
 def prune_quantize(cfg: TrainConfig, model, data, *, quiet: bool = False) -> Trained:
     """Prune a trained float model (in place) to ``cfg.sparsity``, fine-tune with masks,
     make the zeros permanent, quantise, and evaluate float vs int8."""
-    from . import prune as PR
-    from . import train as T
-    from .quantize import quantize, quantize_input
-    from .reference import run_reference
+    from zeroskip.host.training import prune as PR
+    from zeroskip.host.training import train as T
+    from zeroskip.host.quant.quantize import quantize, quantize_input
+    from zeroskip.host.quant.reference import run_reference
 
     secs = {}
     t = time.perf_counter()
@@ -161,7 +163,7 @@ def prune_quantize(cfg: TrainConfig, model, data, *, quiet: bool = False) -> Tra
     t = time.perf_counter()
     acc_f = T.evaluate(model, data.x_test, data.y_test)
     if cfg.model == "sparsepixels":
-        from .quantize_sparse import quantize_sparse
+        from zeroskip.host.quant.quantize_sparse import quantize_sparse
 
         q = quantize_sparse(model, data.x_train, name=f"sparsepixels-{cfg.dataset}")
     else:
@@ -177,7 +179,7 @@ def prune_quantize(cfg: TrainConfig, model, data, *, quiet: bool = False) -> Tra
 
 def get_trained(cfg: TrainConfig, *, quiet: bool = False, use_cache: bool = True) -> Trained:
     """Train, prune and quantise per ``cfg`` (or load the cached result)."""
-    from .datasets import load_dataset
+    from zeroskip.host.data.datasets import load_dataset
 
     cdir = models_cache() / cfg.key()
     if use_cache and (cdir / "done.json").is_file():

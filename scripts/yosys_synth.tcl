@@ -2,7 +2,7 @@
 # edalize writes edalize_yosys_procs.tcl with the core's files, include directories and
 # parameters. This script runs synth_xilinx on them (hierarchically: about 2.5x faster
 # than with -flatten, for ~5% more LUTs), flattens the mapped netlist, records its cell
-# counts in zs_stat.json (host/resources.py reads it; Yosys 0.23 writes invalid JSON for a
+# counts in zs_stat.json (host/bench/resources.py reads it; Yosys 0.23 writes invalid JSON for a
 # hierarchical design) and writes the EDIF netlist.
 yosys -import
 source edalize_yosys_procs.tcl

@@ -2,7 +2,7 @@
 (tb/test_rtl_limits.py) and its golden-model twin (tests/test_rtl_fuzz.py).
 
 numpy only. Each builder takes the overlay's :class:`~zeroskip.driver.program.HwConfig`
-and returns a :class:`~zeroskip.host.qmodel.QModel` that the compiler maps onto it with
+and returns a :class:`~zeroskip.host.quant.qmodel.QModel` that the compiler maps onto it with
 one resource at (or close to) its limit:
 
 =================  ==========================================================
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 from zeroskip.driver.program import HwConfig
-from zeroskip.host import randnet
-from zeroskip.host.compiler import CompileError, compile_model, plan_regions
-from zeroskip.host.qmodel import SHIFT_MIN, QLayer, QModel
+from zeroskip.host.quant import randnet
+from zeroskip.host.compiler.lowering import CompileError, compile_model, plan_regions
+from zeroskip.host.quant.qmodel import SHIFT_MIN, QLayer, QModel
 
 
 def _conv(rng, c_in, c_out, k, sparsity, *, pad=None, pool=False, relu=True, saturate=False, name="conv",

@@ -5,7 +5,7 @@
 full with disjoint and with ping-ponged maps, int32 accumulator extremes, saturating and
 vanishing requantisation, sparsity 0 .. 99.9 % with empty and fully dense rows). For each:
 the RTL's results equal the golden model's bit for bit, the golden model's equal the
-PyTorch integer reference (:func:`zeroskip.host.reference.run_reference`), and
+PyTorch integer reference (:func:`zeroskip.host.quant.reference.run_reference`), and
 ``CYCLES - STALL`` equals ``predict_cycles``. Each limit is then exceeded by one
 (MAX_LAYERS + 1 layers, CH_CAP + 1 channels in the header and in the running total,
 OUT_CAP + 1 outputs, W_SLOTS exceeded in the header and by a layer's records, activation
@@ -27,7 +27,7 @@ import numpy as np
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import pack_image_beats, predict_cycles, unpack_results
 from zeroskip.driver.program import BLOCK_BEATS, BLOCK_ENTRIES, CHANNEL_BEATS, LAYER_BEATS, HwConfig, encode_program
-from zeroskip.host.compiler import CompileError, compile_model
+from zeroskip.host.compiler.lowering import CompileError, compile_model
 from zeroskip.tb import limitnets as LN
 from zeroskip.tb.test_stream_fuzz import set_field
 from zeroskip.tb.zsstress import E, Flow, Oracle, Stats, StreamBench, flows
@@ -52,7 +52,7 @@ def moderate_flow(sb: StreamBench, r: random.Random):
 
 
 async def check_network(sb: StreamBench, ok: Oracle, r, rng, name: str, model, prog, stats: Stats, kind: str):
-    from zeroskip.host.reference import run_reference
+    from zeroskip.host.quant.reference import run_reference
 
     what = f"{name} ({len(prog.layers)} layers, {prog.n_channels} channels, {prog.n_out} outputs, "
     what += f"{prog.slots_used()} slots)"

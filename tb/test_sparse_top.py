@@ -1,7 +1,7 @@
 """cocotb bench of ``zeroskip_top`` in sparse-pixel mode against the golden model.
 
 Programs come from the host compiler (``compile_model(..., input_mode="sites"|"reduce")``)
-for random sparse-pixel models (:func:`zeroskip.host.randnet.random_sparse_qmodel`) and a
+for random sparse-pixel models (:func:`zeroskip.host.quant.randnet.random_sparse_qmodel`) and a
 detector-style model (63x63, four sconv3x3 + max-pool blocks, FC 144-16-3). Every command
 goes to the RTL and to :class:`~zeroskip.driver.golden.GoldenEngine`: response beats must
 be identical, ``CYCLES - STALL``, ``COMPUTE`` and ``MACS`` equal to the golden counters,
@@ -25,9 +25,9 @@ from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import pack_image_beats, parse_response
 from zeroskip.driver.program import F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, encode_program
-from zeroskip.host import randnet
-from zeroskip.host.compiler import CompileError, compile_model
-from zeroskip.host.qmodel import InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant import randnet
+from zeroskip.host.compiler.lowering import CompileError, compile_model
+from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel, QSparsePool
 from zeroskip.tb.test_zeroskip_top import Checker, _set_field
 from zeroskip.tb.test_zeroskip_top import setup as top_setup
 

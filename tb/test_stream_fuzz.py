@@ -42,8 +42,8 @@ from zeroskip.driver.program import (
     decode_entries,
     encode_program,
 )
-from zeroskip.host import randnet
-from zeroskip.host.compiler import CompileError, compile_model
+from zeroskip.host.quant import randnet
+from zeroskip.host.compiler.lowering import CompileError, compile_model
 from zeroskip.tb.test_zeroskip_top import conflict_program, images, tiny_cnn_like
 from zeroskip.tb.zsstress import BLOCK_DECODE, CTRL, Oracle, Stats, StreamBench, data_of, random_flow
 

@@ -29,9 +29,9 @@ from zeroskip.driver.program import (
     Program,
     encode_program,
 )
-from zeroskip.host import randnet
-from zeroskip.host.compiler import CompileError, compile_model, input_layout
-from zeroskip.host.qmodel import QLayer, QModel
+from zeroskip.host.quant import randnet
+from zeroskip.host.compiler.lowering import CompileError, compile_model, input_layout
+from zeroskip.host.quant.qmodel import QLayer, QModel
 from zeroskip.tb.zstb import CTRL, TB, E
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "1234"))

@@ -19,8 +19,8 @@ import npref
 import numpy as np
 import pytest
 from zeroskip.driver.program import HwConfig
-from zeroskip.host.export import export_bundle
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler.export import export_bundle
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 ROOT = Path(__file__).resolve().parents[1]
 

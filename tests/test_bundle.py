@@ -13,9 +13,9 @@ import pytest
 from zeroskip.driver.bundle import BundleError, load_bundle
 from zeroskip.driver.golden import GoldenEngine
 from zeroskip.driver.program import HwConfig
-from zeroskip.host import export as export_mod
-from zeroskip.host.export import export_bundle
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler import export as export_mod
+from zeroskip.host.compiler.export import export_bundle
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 
 @pytest.fixture()

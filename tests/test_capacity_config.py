@@ -11,8 +11,8 @@ from zeroskip.driver import ConfigMismatch, ZeroSkip, open_backend
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine
 from zeroskip.driver.program import HwConfig, encode_program
-from zeroskip.host.compiler import compile_model, input_layout
-from zeroskip.host.randnet import random_input, random_qmodel, random_sparse_qmodel
+from zeroskip.host.compiler.lowering import compile_model, input_layout
+from zeroskip.host.quant.randnet import random_input, random_qmodel, random_sparse_qmodel
 
 SMALL = HwConfig(lanes=8, max_layers=4, site_cap=0)
 

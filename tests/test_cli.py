@@ -9,8 +9,8 @@ import npref
 import numpy as np
 import pytest
 from zeroskip.driver.program import HwConfig
-from zeroskip.host.export import export_bundle
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler.export import export_bundle
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 CMDS = ["demo", "train", "export", "run", "sweep", "bench"]
 

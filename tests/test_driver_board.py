@@ -174,8 +174,8 @@ def pynq_backend(dma_class, overlay, timeout=2.0, dev=None, description="pynq cl
 def workload():
     from zeroskip.driver.bundle import pack_inputs
     from zeroskip.driver.program import HwConfig, encode_program
-    from zeroskip.host.compiler import compile_model, input_layout
-    from zeroskip.host.randnet import random_input, random_qmodel
+    from zeroskip.host.compiler.lowering import compile_model, input_layout
+    from zeroskip.host.quant.randnet import random_input, random_qmodel
 
     rng = np.random.default_rng(11)
     model = random_qmodel(rng, input_shape=(1, 12, 12), n_conv=2, sparsity=0.6)
@@ -315,8 +315,8 @@ def test_driver_imports_and_runs_without_torch(tmp_path):
         from zeroskip.driver.bundle import pack_inputs
         from zeroskip.driver.golden import GoldenEngine
         from zeroskip.driver.program import encode_program
-        from zeroskip.host.compiler import compile_model, input_layout
-        from zeroskip.host.randnet import random_input, random_qmodel
+        from zeroskip.host.compiler.lowering import compile_model, input_layout
+        from zeroskip.host.quant.randnet import random_input, random_qmodel
         from zeroskip.driver.program import HwConfig
         rng = np.random.default_rng(0)
         m = random_qmodel(rng)
@@ -383,8 +383,8 @@ def test_send_channel_timeout_over_pynq_dma_resets_and_recovers(dma_class, workl
 def lanes8_bundle(tmp_path):
     import npref
     from zeroskip.driver.program import HwConfig
-    from zeroskip.host.export import export_bundle
-    from zeroskip.host.randnet import random_input, random_qmodel
+    from zeroskip.host.compiler.export import export_bundle
+    from zeroskip.host.quant.randnet import random_input, random_qmodel
 
     rng = np.random.default_rng(21)
     model = random_qmodel(rng, input_shape=(1, 8, 8), n_conv=2, sparsity=0.5)

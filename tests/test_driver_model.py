@@ -17,9 +17,9 @@ from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.driver import STEPS
 from zeroskip.driver.golden import GoldenEngine, predict_cycles
 from zeroskip.driver.program import HwConfig, encode_program
-from zeroskip.host.compiler import compile_model, input_layout
-from zeroskip.host.qmodel import InputReduce, QLayer, QModel
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler.lowering import compile_model, input_layout
+from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 
 def _layer(rng, kind, shape, sparsity=0.7, last=False, **kw):

@@ -15,9 +15,9 @@ from zeroskip.driver import DmaTimeout, EngineError, TransferTooLarge, ZeroSkip,
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine, predict_cycles
 from zeroskip.driver.program import HwConfig, encode_program
-from zeroskip.host.compiler import compile_model, input_layout
-from zeroskip.host.qmodel import QLayer, QModel
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler.lowering import compile_model, input_layout
+from zeroskip.host.quant.qmodel import QLayer, QModel
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 pytestmark = [pytest.mark.rtl, pytest.mark.xdist_group("sim-backend")]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from zeroskip.driver import contract as C
-from zeroskip.host import resources as R
+from zeroskip.host.bench import resources as R
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -9,8 +9,8 @@ from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine, parse_response
 from zeroskip.driver.program import HwConfig, encode_program
-from zeroskip.host.compiler import compile_model
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler.lowering import compile_model
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 import npref
 from conftest import fuzz_enabled

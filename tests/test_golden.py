@@ -23,8 +23,8 @@ from zeroskip.driver.program import (
     store_hex,
     store_image,
 )
-from zeroskip.host.compiler import CompileError, compile_model, pack_inputs
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler.lowering import CompileError, compile_model, pack_inputs
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 E = C.ERROR_CODES
 

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 from zeroskip.driver.golden import GoldenEngine
 from zeroskip.driver.program import HwConfig, encode_program
-from zeroskip.host.compiler import compile_model, pack_inputs
-from zeroskip.host.randnet import random_input, random_qmodel
+from zeroskip.host.compiler.lowering import compile_model, pack_inputs
+from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 torch = pytest.importorskip("torch")
-from zeroskip.host.reference import run_reference  # noqa: E402
+from zeroskip.host.quant.reference import run_reference  # noqa: E402
 
 
 def golden(model, x, lanes, dense=False):

@@ -14,19 +14,19 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from zeroskip.host import prune as zprune
-from zeroskip.host.datasets import DATASETS, load_dataset
-from zeroskip.host.models import ConvSpec, ModelSpec, build_model, tiny_cnn_spec
-from zeroskip.host.qmodel import QLayer
-from zeroskip.host.quantize import (
+from zeroskip.host.training import prune as zprune
+from zeroskip.host.data.datasets import DATASETS, load_dataset
+from zeroskip.host.models.cnn import ConvSpec, ModelSpec, build_model, tiny_cnn_spec
+from zeroskip.host.quant.qmodel import QLayer
+from zeroskip.host.quant.quantize import (
     check_accumulator_bound,
     multiplier_to_mult_shift,
     quantize,
     quantize_input,
 )
-from zeroskip.host.randnet import random_input, random_qmodel
-from zeroskip.host.reference import IntegerReference, run_reference
-from zeroskip.host.train import evaluate, predict, set_seed, train
+from zeroskip.host.quant.randnet import random_input, random_qmodel
+from zeroskip.host.quant.reference import IntegerReference, run_reference
+from zeroskip.host.training.train import evaluate, predict, set_seed, train
 
 SPARSITY = 0.7
 

@@ -16,8 +16,8 @@ nbclient = pytest.importorskip("nbclient")
 
 import npref  # noqa: E402
 from zeroskip.driver.program import HwConfig  # noqa: E402
-from zeroskip.host.export import export_bundle  # noqa: E402
-from zeroskip.host.randnet import random_input, random_qmodel  # noqa: E402
+from zeroskip.host.compiler.export import export_bundle  # noqa: E402
+from zeroskip.host.quant.randnet import random_input, random_qmodel  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "overlay" / "zeroskip_board.ipynb"
 

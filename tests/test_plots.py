@@ -13,7 +13,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
-from zeroskip.host import plots  # noqa: E402
+from zeroskip.host import plots
 
 
 @pytest.mark.parametrize("lanes", [4, 8, 16])

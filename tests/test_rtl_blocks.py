@@ -45,8 +45,8 @@ def test_block(simulator, toplevel, module, params, tmp_path):
 def _weight_store_hex() -> str:
     """weight_store.hex of a small compiled program, at a content-addressed path."""
     from zeroskip.driver.program import HwConfig, store_hex
-    from zeroskip.host import randnet
-    from zeroskip.host.compiler import compile_model
+    from zeroskip.host.quant import randnet
+    from zeroskip.host.compiler.lowering import compile_model
 
     hw = HwConfig(lanes=8, act_bytes=8192, w_slots=1024)
     rng = np.random.default_rng(3)

@@ -138,8 +138,8 @@ def test_limit_networks_golden(lanes, act_bytes, w_slots):
     from zeroskip.driver.bundle import pack_inputs
     from zeroskip.driver.golden import GoldenEngine, predict_cycles
     from zeroskip.driver.program import HwConfig, encode_program
-    from zeroskip.host.compiler import CompileError, plan_regions
-    from zeroskip.host.reference import run_reference
+    from zeroskip.host.compiler.lowering import CompileError, plan_regions
+    from zeroskip.host.quant.reference import run_reference
     from zeroskip.tb import limitnets as LN
 
     hw = HwConfig(lanes=lanes, act_bytes=act_bytes, w_slots=w_slots, site_cap=0)

@@ -10,8 +10,8 @@ from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine, parse_response
 from zeroskip.driver.program import HwConfig, decode_program, encode_program
-from zeroskip.host.compiler import CompileError, compile_model
-from zeroskip.host.qmodel import InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.compiler.lowering import CompileError, compile_model
+from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel, QSparsePool
 
 import npref
 

@@ -17,18 +17,18 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
-from zeroskip.host import prune as zprune
-from zeroskip.host.detector import ADC_LEVELS, DETECTOR_THRESHOLD, active_fraction, load_detector
-from zeroskip.host.qmodel import AVG_RECIP, InputReduce, QLayer, QModel, QSparsePool, layer_output_shape
-from zeroskip.host.quantize import quantize_input
-from zeroskip.host.quantize_sparse import quantize_sparse, threshold_to_int8
-from zeroskip.host.randnet import random_sparse_input, random_sparse_qmodel
-from zeroskip.host.reference import IntegerReference, run_reference
-from zeroskip.host.reference_sparse import SparseIntegerReference, reduce_input
-from zeroskip.host.sparse import (
+from zeroskip.host.training import prune as zprune
+from zeroskip.host.data.detector import ADC_LEVELS, DETECTOR_THRESHOLD, active_fraction, load_detector
+from zeroskip.host.quant.qmodel import AVG_RECIP, InputReduce, QLayer, QModel, QSparsePool, layer_output_shape
+from zeroskip.host.quant.quantize import quantize_input
+from zeroskip.host.quant.quantize_sparse import quantize_sparse, threshold_to_int8
+from zeroskip.host.quant.randnet import random_sparse_input, random_sparse_qmodel
+from zeroskip.host.quant.reference import IntegerReference, run_reference
+from zeroskip.host.quant.reference_sparse import SparseIntegerReference, reduce_input
+from zeroskip.host.models.sparse import (
     InputReduce as FloatReduce,
 )
-from zeroskip.host.sparse import (
+from zeroskip.host.models.sparse import (
     SparseConv2d,
     SparseConvSpec,
     SparseFlatten,
@@ -40,7 +40,7 @@ from zeroskip.host.sparse import (
     dense_twin_spec,
     sparse_pixels_spec,
 )
-from zeroskip.host.train import evaluate, predict, train
+from zeroskip.host.training.train import evaluate, predict, train
 
 R_DOC = (0, 65536, 32768, 21845, 16384)  # docs/sparse_pixels.md: round(2**16 / n)
 

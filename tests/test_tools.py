@@ -27,7 +27,8 @@ def test_cache_root_and_kinds(monkeypatch, tmp_path):
 def test_every_cache_user_lives_under_the_root(monkeypatch, tmp_path):
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path))
     from zeroskip.driver.sim import build as simbuild
-    from zeroskip.host import pipeline, resources
+    from zeroskip.host import pipeline
+    from zeroskip.host.bench import resources
 
     assert simbuild.cache_root() == tmp_path / "sim"
     assert pipeline.models_cache() == tmp_path / "models"

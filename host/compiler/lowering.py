@@ -45,7 +45,7 @@ from zeroskip.driver.program import (
     Program,
 )
 
-from .qmodel import QLayer, QModel
+from zeroskip.host.quant.qmodel import QLayer, QModel
 
 
 @dataclass(frozen=True)

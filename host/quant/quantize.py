@@ -1,4 +1,4 @@
-"""Post-training symmetric int8 quantisation of a :class:`~zeroskip.host.models.SpecCNN`.
+"""Post-training symmetric int8 quantisation of a :class:`~zeroskip.host.models.cnn.SpecCNN`.
 
 Scales (a real value ``v`` is represented by the integer ``round(v / scale)``):
 
@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .models import SpecCNN
-from .prune import effective_weight
-from .qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, QLayer, QModel
-from .train import DEFAULT_THREADS, torch_threads
+from zeroskip.host.models.cnn import SpecCNN
+from zeroskip.host.training.prune import effective_weight
+from zeroskip.host.quant.qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, QLayer, QModel
+from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
 DEFAULT_N_CALIB = 512
 ACC_LIMIT = 1 << 31

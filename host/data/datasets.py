@@ -57,7 +57,7 @@ def load_dataset(name: str = "synthetic", seed: int = 0, n_train: int | None = N
     1797).
     """
     if name == "detector":
-        from .detector import load_detector  # detector.py imports Dataset from here
+        from zeroskip.host.data.detector import load_detector  # detector.py imports Dataset from here
 
         return load_detector(seed, n_train, n_test)
     if name == "synthetic":

@@ -48,7 +48,7 @@ def sim_figures(tr, lanes_list, args) -> dict:
     from zeroskip.driver.golden import GoldenEngine
     from zeroskip.driver.program import HwConfig, encode_program
 
-    from .compiler import compile_model
+    from zeroskip.host.compiler.lowering import compile_model
 
     lanes = 8 if 8 in lanes_list else lanes_list[0]
     hw = HwConfig(lanes=lanes)

@@ -15,7 +15,7 @@ LUT counts are an upper estimate; DSP and BRAM counts are usually exact.
 Results are cached on disk, keyed by the hash of the RTL, the core, the Yosys script, the
 Yosys version and the parameters, so ``zeroskip bench`` synthesises only after a change.
 
-    python -m zeroskip.host.resources --lanes 4,8,16
+    python -m zeroskip.host.bench.resources --lanes 4,8,16
 
 numpy-free: standard library only.
 """
@@ -57,7 +57,7 @@ FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
 
 def repo_root() -> Path:
     """The source checkout holding zeroskip.core (the RTL package's parent folder)."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     if (here / "zeroskip.core").is_file():
         return here
     raise SynthError(f"zeroskip.core not found in {here}: the resource table needs a source checkout "

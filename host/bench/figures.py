@@ -31,7 +31,7 @@ def _table(rows: list[list], head: list[str]) -> str:
 
 
 def engine_figures(qmodel, lanes: int) -> dict:
-    from .compiler import compile_model, weight_bytes
+    from zeroskip.host.compiler.lowering import compile_model, weight_bytes
 
     hw = HwConfig(lanes=lanes)
     sp, de = compile_model(qmodel, hw), compile_model(qmodel, hw, dense=True)
@@ -69,7 +69,7 @@ def print_engine(f: dict) -> None:
 def _dense_twin(q):
     """The same network as an ordinary CNN over the full grid (sparse conv → conv, sparse
     pool → inline 2×2 max-pool), for the cycle comparison with sparse-pixel mode."""
-    from .qmodel import QLayer, QModel
+    from zeroskip.host.quant.qmodel import QLayer, QModel
 
     layers = []
     for layer in q.layers:
@@ -92,8 +92,8 @@ def sparse_figures(args) -> dict:
     from zeroskip.driver.golden import GoldenEngine
     from zeroskip.driver.program import encode_program
 
-    from .compiler import compile_model
-    from .pipeline import TrainConfig, get_trained
+    from zeroskip.host.compiler.lowering import compile_model
+    from zeroskip.host.pipeline import TrainConfig, get_trained
 
     tr = get_trained(TrainConfig(dataset="detector", model="sparsepixels", sparsity=args.sparsity, seed=args.seed,
                                  n_max=20), quiet=args.quiet)
@@ -130,7 +130,7 @@ def sparse_figures(args) -> dict:
 
 
 def run_bench(args) -> dict:
-    from .pipeline import TrainConfig, get_trained
+    from zeroskip.host.pipeline import TrainConfig, get_trained
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,11 +149,11 @@ def run_bench(args) -> dict:
     if not args.no_sparse:
         result["sparse_pixels"] = sparse_figures(args)
     if not args.no_sim and args.backend in ("auto", "sim"):
-        from .bench_sim import sim_figures
+        from zeroskip.host.bench.sim import sim_figures
 
         result["sim"] = sim_figures(tr, lanes_list, args)
     if not args.no_synth:
-        from .resources import resource_table
+        from zeroskip.host.bench.resources import resource_table
 
         t = time.perf_counter()
         res = resource_table(lanes_list)

@@ -1,4 +1,4 @@
-"""Post-training int8 quantisation of a sparse-pixel :class:`~zeroskip.host.sparse.SparseCNN`.
+"""Post-training int8 quantisation of a sparse-pixel :class:`~zeroskip.host.models.sparse.SparseCNN`.
 
 The scheme is that of ``quantize.py`` (whose helpers it uses), layer by layer:
 
@@ -34,18 +34,18 @@ import math
 import numpy as np
 import torch
 
-from .prune import effective_weight
-from .qmodel import SHIFT_MIN, InputReduce, QLayer, QModel, QSparsePool
-from .quantize import (
+from zeroskip.host.training.prune import effective_weight
+from zeroskip.host.quant.qmodel import SHIFT_MIN, InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.quantize import (
     DEFAULT_N_CALIB,
     _bias_int32,
     check_accumulator_bound,
     multiplier_to_mult_shift,
     quantize_input,
 )
-from .reference_sparse import reduce_int8
-from .sparse import SparseCNN
-from .train import DEFAULT_THREADS, torch_threads
+from zeroskip.host.quant.reference_sparse import reduce_int8
+from zeroskip.host.models.sparse import SparseCNN
+from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
 CALIB_BATCH = 256
 
@@ -111,7 +111,7 @@ def _scale_from(values: np.ndarray, relu: bool, percentile: float) -> float:
 
 def quantize_sparse(model: SparseCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act_percentile: float = 100.0,
                     input_scale: float | None = None, name: str | None = None) -> QModel:
-    """Quantise a :class:`~zeroskip.host.sparse.SparseCNN` to a sparse-pixel
+    """Quantise a :class:`~zeroskip.host.models.sparse.SparseCNN` to a sparse-pixel
     :class:`QModel` using the first ``n_calib`` images of ``calib_x``.
 
     Layers: per conv block ``QLayer(kind="sconv")`` then ``QSparsePool(mode)`` if it

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from .train import DEFAULT_BATCH_SIZE, DEFAULT_FINETUNE_EPOCHS, DEFAULT_FINETUNE_LR, DEFAULT_THREADS, train
+from zeroskip.host.training.train import DEFAULT_BATCH_SIZE, DEFAULT_FINETUNE_EPOCHS, DEFAULT_FINETUNE_LR, DEFAULT_THREADS, train
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 

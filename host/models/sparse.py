@@ -19,7 +19,7 @@ zero wherever ``mask`` is False. The layers:
 
 :class:`SparseModelSpec` describes a model (reduce → sparse conv blocks → flatten → FC
 layers), :func:`build_sparse_model` builds its :class:`SparseCNN`, and
-:func:`dense_twin_spec` gives the ordinary :class:`~zeroskip.host.models.ModelSpec` of
+:func:`dense_twin_spec` gives the ordinary :class:`~zeroskip.host.models.cnn.ModelSpec` of
 the same size (same kernels, channels, pooling and FC layers, no reduce) for accuracy
 comparisons.
 """
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models import ConvSpec, ModelSpec, SpecCNN, build_model
+from zeroskip.host.models.cnn import ConvSpec, ModelSpec, SpecCNN, build_model
 
 POOL_MODES = ("max", "avg")
 N_MAX_LIMIT = 255            # InputReduce.n_max range of the integer model (1..255)

@@ -1,6 +1,6 @@
 """The PyTorch integer reference: the bit-exact specification of the engine's arithmetic.
 
-:class:`IntegerReference` evaluates a :class:`~zeroskip.host.qmodel.QModel` on int8
+:class:`IntegerReference` evaluates a :class:`~zeroskip.host.quant.qmodel.QModel` on int8
 images exactly as docs/hardware.md ("Arithmetic") defines it, for every layer::
 
     acc = bias + Σ w·a                                   int32, exact
@@ -16,7 +16,7 @@ order. The result is converted to int64 and requantisation, ReLU, clamp and pool
 done on integers.
 
 Sparse-pixel models (with ``qmodel.reduce``) have their own reference,
-:class:`~zeroskip.host.reference_sparse.SparseIntegerReference`; :func:`run_reference`
+:class:`~zeroskip.host.quant.reference_sparse.SparseIntegerReference`; :func:`run_reference`
 runs either.
 """
 
@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .qmodel import QModel
-from .reference_sparse import run_sparse_reference
-from .train import DEFAULT_THREADS, torch_threads
+from zeroskip.host.quant.qmodel import QModel
+from zeroskip.host.quant.reference_sparse import run_sparse_reference
+from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
 DEFAULT_BATCH = 256
 

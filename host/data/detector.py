@@ -1,6 +1,6 @@
 """A synthetic particle-detector image set (no downloads) for the sparse-pixel models.
 
-``load_detector(seed)`` returns a :class:`~zeroskip.host.datasets.Dataset` of 63×63
+``load_detector(seed)`` returns a :class:`~zeroskip.host.data.datasets.Dataset` of 63×63
 single-channel images: the energy deposited in each pixel of a silicon-like pixel
 sensor, digitised by a 7-bit ADC (values are multiples of 1/127 in [0, 1]; 0 is the
 empty background). Three balanced classes:
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import Dataset
+from zeroskip.host.data.datasets import Dataset
 
 DETECTOR_SIZE = 63
 DETECTOR_N_TRAIN, DETECTOR_N_TEST = 4000, 1000

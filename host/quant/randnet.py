@@ -1,6 +1,6 @@
 """Random small quantised models and inputs for property tests (numpy only, no torch).
 
-``random_qmodel(rng)`` draws a valid :class:`~zeroskip.host.qmodel.QModel`: 1–3 conv
+``random_qmodel(rng)`` draws a valid :class:`~zeroskip.host.quant.qmodel.QModel`: 1–3 conv
 layers (kernel 1–4; padding 0..k//2; 2×2 pool when the map allows), 0–2 hidden FC
 layers and a final FC layer with int32 outputs. Weights are random int8 (the full range,
 -128 included) at a random sparsity in [0, 0.999]; biases, multipliers and shifts are
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, InputReduce, QLayer, QModel, QSparsePool
 
 MAX_HW = 12
 MAX_CHANNELS = 8

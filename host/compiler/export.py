@@ -18,8 +18,8 @@ from zeroskip.driver.program import HwConfig, Program, encode_program, store_hex
 
 import zeroskip
 
-from .compiler import compile_model, weight_bytes
-from .qmodel import QModel
+from zeroskip.host.compiler.lowering import compile_model, weight_bytes
+from zeroskip.host.quant.qmodel import QModel
 
 
 def inspection_arrays(model: QModel) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -1,6 +1,6 @@
 """The PyTorch integer reference of sparse-pixel models (docs/sparse_pixels.md).
 
-:class:`SparseIntegerReference` evaluates a :class:`~zeroskip.host.qmodel.QModel` with
+:class:`SparseIntegerReference` evaluates a :class:`~zeroskip.host.quant.qmodel.QModel` with
 an input reduce (``qmodel.reduce``) and sparse layers on int8 images, bit-exactly::
 
     reduce:  active = x[:, 0] > threshold (int8 compare); keep the first n_max active
@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .qmodel import AVG_RECIP, InputReduce, QModel
-from .sparse import Reduced, raster_keep, site_coordinates
-from .train import DEFAULT_THREADS, torch_threads
+from zeroskip.host.quant.qmodel import AVG_RECIP, InputReduce, QModel
+from zeroskip.host.models.sparse import Reduced, raster_keep, site_coordinates
+from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
 DEFAULT_BATCH = 256
 

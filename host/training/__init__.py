@@ -1,0 +1,1 @@
+"""Training (:mod:`.train`) and global L1 pruning with ``torch.nn.utils.prune`` (:mod:`.prune`)."""
