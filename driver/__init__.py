@@ -21,10 +21,11 @@ from .errors import (
     SimError,
     SynthError,
     TransferTooLarge,
+    UnsupportedModel,
     ZeroSkipError,
 )
 from .program import HwConfig
 
 __all__ = ["BuildError", "BundleError", "CompileError", "ConfigMismatch", "DmaTimeout", "EngineError", "HwConfig",
            "OverlayError", "OverlayStuck", "ProgramError", "ProgramInfo", "RunResult", "SimError", "SynthError",
-           "TransferTooLarge", "ZeroSkip", "ZeroSkipError", "board_available", "open_backend"]
+           "TransferTooLarge", "UnsupportedModel", "ZeroSkip", "ZeroSkipError", "board_available", "open_backend"]

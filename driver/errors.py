@@ -17,6 +17,7 @@ numpy-free, no imports: the board, the host and the simulator share it.
     ├── BundleError (ValueError)      a bundle on disk that cannot be used
     ├── ProgramError (ValueError)     a program stream the engine refuses
     ├── CompileError (ValueError)     a model the compiler cannot map onto the engine
+    │   └── UnsupportedModel          an op or structure the overlay cannot run (import)
     └── SynthError                    Yosys/FuseSoC synthesis failed
 """
 
@@ -92,6 +93,11 @@ class ProgramError(ZeroSkipError, ValueError):
 class CompileError(ZeroSkipError, ValueError):
     """The model does not fit or cannot be expressed on the engine; the message names the
     layer and the limit."""
+
+
+class UnsupportedModel(CompileError):
+    """A model the overlay cannot run: the message names the node, its op, the reason and
+    what is supported."""
 
 
 class SynthError(ZeroSkipError):
