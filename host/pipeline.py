@@ -166,8 +166,13 @@ def prune_quantize(cfg: TrainConfig, model, data, *, quiet: bool = False) -> Tra
         from zeroskip.host.quant.quantize_sparse import quantize_sparse
 
         q = quantize_sparse(model, data.x_train, name=f"sparsepixels-{cfg.dataset}")
-    else:
-        q = quantize(model, data.x_train, name=f"tinycnn-{cfg.dataset}")
+    else:  # through the layer graph, as an imported model goes (docs/ir.md)
+        from zeroskip.host.frontends import from_torch
+        from zeroskip.host.ir import run_passes
+        from zeroskip.host.ir.spec import to_spec_cnn
+
+        graph = run_passes(from_torch(model.eval(), tuple(data.x_train.shape[1:]), name=f"tinycnn-{cfg.dataset}"))
+        q = quantize(to_spec_cnn(graph), data.x_train, name=f"tinycnn-{cfg.dataset}")
     x_int8 = quantize_input(data.x_test, q.input_scale)
     expected = run_reference(q, x_int8).astype(np.int32)
     acc_q = float(np.mean(expected.argmax(axis=1) == data.y_test))

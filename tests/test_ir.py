@@ -308,3 +308,26 @@ def test_sparse_pixel_cnn_imports_as_sites_tensors(pools):
         want = model(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
     got = evaluate(g, x)
     assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max()))
+
+
+def test_tinycnn_through_the_graph_quantises_identically():
+    """The demo's TinyCNN goes through the layer graph before quantisation: the quantised
+    model is the same, array for array, as quantising the module directly (pruned zeros
+    included)."""
+    from zeroskip.host.models.cnn import build_model, tiny_cnn_spec
+    from zeroskip.host.quant.quantize import quantize
+    from zeroskip.host.training.prune import finalize, prune_global
+
+    model = build_model(tiny_cnn_spec((1, 16, 16), 2), seed=3)
+    prune_global(model, 0.7)
+    finalize(model)
+    model.eval()
+    x = np.random.default_rng(9).normal(size=(32, 1, 16, 16)).astype(np.float32)
+    direct = quantize(model, x)
+    via = quantize(to_spec_cnn(run_passes(from_torch(model, (1, 16, 16)))), x)
+    assert direct.input_scale == via.input_scale and len(direct.layers) == len(via.layers)
+    for a, b in zip(direct.layers, via.layers):
+        for f in ("weight", "bias", "mult", "shift"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+        assert (a.kind, a.padding, a.relu, a.pool) == (b.kind, b.padding, b.relu, b.pool)
+    assert np.count_nonzero(via.layers[0].weight) < via.layers[0].weight.size
