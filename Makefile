@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-$(shell cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test fuzz bench lint synth wheel clean
+.PHONY: setup demo test test-fast fuzz bench lint synth wheel clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# the edit-run loop: everything but the RTL simulations and the EDA flows (about a minute)
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not rtl and not eda" $(PYTEST_ARGS)
 
 fuzz: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --fuzz -m "slow" $(PYTEST_ARGS)

@@ -1,4 +1,9 @@
-"""Shared pytest options: ``--fuzz`` enables the long fuzz runs (marked ``slow``)."""
+"""Shared pytest options: ``--fuzz`` enables the long fuzz runs (marked ``slow``).
+
+Tests are also marked by what they need, so the edit-run loop can leave the slow kinds
+out (``make test-fast`` = ``-m "not rtl and not eda"``): ``rtl`` (simulates the RTL),
+``eda`` (FuseSoC / Yosys / the Vivado stand-in), ``ml`` (trains or imports PyTorch
+models). Whole files get theirs here; single tests elsewhere carry ``rtl`` themselves."""
 
 import os
 
@@ -15,7 +20,19 @@ def pytest_configure(config):
         os.environ["ZEROSKIP_FUZZ"] = "1"
 
 
+FILE_MARKS = {
+    "test_fusesoc.py": ("eda",),
+    "test_rtl_top.py": ("rtl",), "test_rtl_sparse.py": ("rtl",), "test_rtl_blocks.py": ("rtl",),
+    "test_rtl_fuzz.py": ("rtl",), "test_driver_sim.py": ("rtl",),
+    "test_host_ml.py": ("ml",), "test_golden_torch.py": ("ml",), "test_sparse_host.py": ("ml",),
+    "test_ir.py": ("ml",), "test_board_install.py": ("eda",),
+}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for mark in FILE_MARKS.get(item.path.name, ()):
+            item.add_marker(getattr(pytest.mark, mark))
     if config.getoption("--fuzz"):
         return
     skip = pytest.mark.skip(reason="long fuzz run: enable with --fuzz (make fuzz)")
