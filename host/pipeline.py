@@ -23,7 +23,7 @@ HOST_DIR = Path(__file__).resolve().parent
 # the sources a trained model depends on: the cache key hashes them
 MODEL_SOURCES = ("data/datasets.py", "data/detector.py", "models/cnn.py", "models/sparse.py", "training/train.py",
                  "training/prune.py", "quant/quantize.py", "quant/qmodel.py", "quant/quantize_sparse.py",
-                 "quant/reference_sparse.py")
+                 "quant/reference.py")
 
 
 def models_cache() -> Path:

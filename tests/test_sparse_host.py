@@ -24,7 +24,7 @@ from zeroskip.host.quant.quantize import quantize_input
 from zeroskip.host.quant.quantize_sparse import quantize_sparse, threshold_to_int8
 from zeroskip.host.quant.randnet import random_sparse_input, random_sparse_qmodel
 from zeroskip.host.quant.reference import IntegerReference, run_reference
-from zeroskip.host.quant.reference_sparse import SparseIntegerReference, reduce_input
+from zeroskip.host.quant.reference import reduce_input
 from zeroskip.host.models.sparse import (
     InputReduce as FloatReduce,
 )
@@ -124,7 +124,7 @@ def numpy_sparse_reference(qmodel, x_int8: np.ndarray) -> tuple[list[np.ndarray]
 
 def check_sparse_against_numpy(qmodel, x: np.ndarray) -> list[np.ndarray]:
     want, want_sites = numpy_sparse_reference(qmodel, x)
-    got, masks = SparseIntegerReference(qmodel).forward_sites(torch.from_numpy(x))
+    got, masks = IntegerReference(qmodel).forward_sites(torch.from_numpy(x))
     assert len(got) == len(want) == len(qmodel.layers)
     for i, (g, w, m) in enumerate(zip(got, want, masks)):
         last = i == len(want) - 1
@@ -489,10 +489,8 @@ def test_avg_rule_and_dispatch():
         y = (sums * R_DOC[n] + 2**15) >> 16
         assert y.min() >= -128 and y.max() <= 127
     q = random_sparse_qmodel(np.random.default_rng(0))
-    with pytest.raises(ValueError, match="SparseIntegerReference"):
-        IntegerReference(q)
     with pytest.raises(TypeError, match="int8"):
         run_reference(q, np.zeros((1, *q.input_shape), np.int16))
     with pytest.raises(TypeError, match="int8"):
-        SparseIntegerReference(q)(torch.zeros(1, *q.input_shape))
+        IntegerReference(q)(torch.zeros(1, *q.input_shape))
     assert run_reference(q, np.zeros((0, *q.input_shape), np.int8)).shape == (0, q.layers[-1].c_out)

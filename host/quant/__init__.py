@@ -1,1 +1,1 @@
-"""Quantisation to int8 (:mod:`.quantize`, :mod:`.quantize_sparse`), the quantised model description handed to the compiler (:mod:`.qmodel`), the PyTorch integer reference (:mod:`.reference`, :mod:`.reference_sparse`) and random quantised networks for tests (:mod:`.randnet`)."""
+"""Quantisation to int8 (:mod:`.quantize`, :mod:`.quantize_sparse`), the quantised model description handed to the compiler (:mod:`.qmodel`), the PyTorch integer reference of dense and sparse-pixel models (:mod:`.reference`) and random quantised networks for tests (:mod:`.randnet`)."""

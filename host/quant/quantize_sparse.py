@@ -43,7 +43,7 @@ from zeroskip.host.quant.quantize import (
     multiplier_to_mult_shift,
     quantize_input,
 )
-from zeroskip.host.quant.reference_sparse import reduce_int8
+from zeroskip.host.quant.reference import reduce_int8
 from zeroskip.host.models.sparse import SparseCNN
 from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
