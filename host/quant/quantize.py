@@ -120,6 +120,28 @@ def _calibration_maxima(model: SpecCNN, x: torch.Tensor, percentile: float) -> l
     return out
 
 
+def calibration_batch(calib_x, n_calib: int, input_shape: tuple, act_percentile: float,
+                      input_scale: float | None = None) -> tuple[torch.Tensor, float]:
+    """The first ``n_calib`` calibration images as a float32 tensor, checked, and the input
+    scale: ``input_scale`` when given, else max|x| / 127."""
+    if not 0 < act_percentile <= 100:
+        raise ValueError(f"act_percentile must be in (0, 100], got {act_percentile}")
+    x = torch.as_tensor(np.asarray(calib_x[:n_calib], dtype=np.float32))
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"calibration images have shape {tuple(x.shape)}, expected (N, *{tuple(input_shape)})")
+    if x.shape[0] == 0:
+        raise ValueError("no calibration images: pass at least one image in calib_x")
+    if input_scale is not None:
+        s_in = float(input_scale)
+        if not np.isfinite(s_in) or s_in <= 0:
+            raise ValueError(f"input_scale must be a positive finite number, got {input_scale}")
+        return x, s_in
+    x_max = float(x.abs().max())
+    if not np.isfinite(x_max) or x_max == 0:
+        raise ValueError(f"calibration images have max|x| = {x_max}; need finite, non-zero data")
+    return x, x_max / 127.0
+
+
 def quantize(model: SpecCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act_percentile: float = 100.0,
              name: str | None = None) -> QModel:
     """Quantise ``model`` to a :class:`QModel` using the first ``n_calib`` of ``calib_x``.
@@ -131,17 +153,7 @@ def quantize(model: SpecCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act_per
     spec = getattr(model, "spec", None)
     if spec is None or not hasattr(model, "layers"):
         raise TypeError(f"quantize needs a SpecCNN (models.build_model), got {type(model).__name__}")
-    if not 0 < act_percentile <= 100:
-        raise ValueError(f"act_percentile must be in (0, 100], got {act_percentile}")
-    x = torch.as_tensor(np.asarray(calib_x[:n_calib], dtype=np.float32))
-    if x.ndim != 4 or tuple(x.shape[1:]) != spec.input_shape:
-        raise ValueError(f"calibration images have shape {tuple(x.shape)}, expected (N, *{spec.input_shape})")
-    if x.shape[0] == 0:
-        raise ValueError("no calibration images: pass at least one image in calib_x")
-    x_max = float(x.abs().max())
-    if not np.isfinite(x_max) or x_max == 0:
-        raise ValueError(f"calibration images have max|x| = {x_max}; need finite, non-zero data")
-    s_in = x_max / 127.0
+    x, s_in = calibration_batch(calib_x, n_calib, spec.input_shape, act_percentile)
     with torch_threads(DEFAULT_THREADS):
         maxima = _calibration_maxima(model, x, act_percentile)
 

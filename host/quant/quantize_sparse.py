@@ -39,6 +39,7 @@ from zeroskip.host.quant.qmodel import SHIFT_MIN, InputReduce, QLayer, QModel, Q
 from zeroskip.host.quant.quantize import (
     DEFAULT_N_CALIB,
     _bias_int32,
+    calibration_batch,
     check_accumulator_bound,
     multiplier_to_mult_shift,
     quantize_input,
@@ -122,22 +123,7 @@ def quantize_sparse(model: SparseCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB
     spec = getattr(model, "spec", None)
     if not isinstance(model, SparseCNN) or spec is None:
         raise TypeError(f"quantize_sparse needs a SparseCNN (sparse.build_sparse_model), got {type(model).__name__}")
-    if not 0 < act_percentile <= 100:
-        raise ValueError(f"act_percentile must be in (0, 100], got {act_percentile}")
-    x = torch.as_tensor(np.asarray(calib_x[:n_calib], dtype=np.float32))
-    if x.ndim != 4 or tuple(x.shape[1:]) != spec.input_shape:
-        raise ValueError(f"calibration images have shape {tuple(x.shape)}, expected (N, *{spec.input_shape})")
-    if x.shape[0] == 0:
-        raise ValueError("no calibration images: pass at least one image in calib_x")
-    if input_scale is None:
-        x_max = float(x.abs().max())
-        if not np.isfinite(x_max) or x_max == 0:
-            raise ValueError(f"calibration images have max|x| = {x_max}; need finite, non-zero data")
-        s_in = x_max / 127.0
-    else:
-        s_in = float(input_scale)
-        if not np.isfinite(s_in) or s_in <= 0:
-            raise ValueError(f"input_scale must be a positive finite number, got {input_scale}")
+    x, s_in = calibration_batch(calib_x, n_calib, spec.input_shape, act_percentile, input_scale)
     t_int = threshold_to_int8(spec.threshold, s_in)
     reduce = InputReduce(t_int, spec.n_max)
 
