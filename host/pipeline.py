@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from zeroskip.driver import tools
 
-from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
 
 HOST_DIR = Path(__file__).resolve().parent
 # the sources a trained model depends on: the cache key hashes them
@@ -94,7 +94,7 @@ def load_qmodel(path: Path) -> QModel:
     red = meta.get("reduce")
     return QModel(input_shape=tuple(meta["input_shape"]), layers=layers, input_scale=meta["input_scale"],
                   name=meta["name"], meta=meta.get("meta", {}),
-                  reduce=InputReduce(**red) if red else None)
+                  reduce=QInputReduce(**red) if red else None)
 
 
 MODELS = ("tiny", "sparsepixels", "sparsepixels-dense")  # the last: the ordinary CNN of the same size

@@ -27,7 +27,7 @@ from zeroskip.driver.golden import pack_image_beats, parse_response
 from zeroskip.driver.program import F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, encode_program
 from zeroskip.host.quant import randnet
 from zeroskip.host.compiler.lowering import CompileError, compile_model
-from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
 from zeroskip.tb.test_zeroskip_top import Checker, _set_field
 from zeroskip.tb.test_zeroskip_top import setup as top_setup
 
@@ -63,7 +63,7 @@ def detector_like(rng: np.random.Generator, n_max: int = 48, threshold: int = 20
     bias, _, _ = randnet._requant(rng, w, False)
     layers.append(QLayer("fc", w, bias, np.ones(3, np.int64), np.full(3, 1, np.int64), name="fc1"))
     return QModel(input_shape=(1, size, size), layers=tuple(layers), name="detector_like",
-                  reduce=InputReduce(threshold, n_max))
+                  reduce=QInputReduce(threshold, n_max))
 
 
 def compile_or_none(model, hw, mode, dense=False):

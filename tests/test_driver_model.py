@@ -18,7 +18,7 @@ from zeroskip.driver.driver import STEPS
 from zeroskip.driver.golden import GoldenEngine, predict_cycles
 from zeroskip.driver.program import HwConfig, encode_program
 from zeroskip.host.compiler.lowering import compile_model, input_layout
-from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel
+from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel
 from zeroskip.host.quant.randnet import random_input, random_qmodel
 
 
@@ -135,7 +135,7 @@ def test_program_as_bytes_and_int8_images(tiny):
 def test_sites_mode_images_of_varying_length():
     rng = np.random.default_rng(7)
     model = QModel((1, 8, 8), (_layer(rng, "sconv", (4, 1, 3, 3), padding=1, relu=True),
-                               _layer(rng, "fc", (3, 4 * 64), last=True)), reduce=InputReduce(10, 12))
+                               _layer(rng, "fc", (3, 4 * 64), last=True)), reduce=QInputReduce(10, 12))
     prog, beats = compiled(model)
     x = np.zeros((9, 1, 8, 8), np.int8)
     for i, img in enumerate(x):            # 0 .. 16 candidate pixels: empty, partial and capped lists
@@ -226,7 +226,7 @@ def test_engine_run_error_keeps_program():
     the beat index; the program stays loaded and the next run is correct."""
     rng = np.random.default_rng(4)
     model = QModel((1, 8, 8), (_layer(rng, "sconv", (2, 1, 3, 3), padding=1, relu=True),
-                               _layer(rng, "fc", (2, 2 * 64), last=True)), reduce=InputReduce(0, 4))
+                               _layer(rng, "fc", (2, 2 * 64), last=True)), reduce=QInputReduce(0, 4))
     prog, beats = compiled(model)
     x = np.ones((2, 1, 8, 8), np.int8)
     good = pack_inputs(x, prog.meta["input_layout"])

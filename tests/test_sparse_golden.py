@@ -11,7 +11,7 @@ from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine, parse_response
 from zeroskip.driver.program import HwConfig, decode_program, encode_program
 from zeroskip.host.compiler.lowering import CompileError, compile_model
-from zeroskip.host.quant.qmodel import InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
 
 import npref
 
@@ -40,7 +40,7 @@ def sparse_model(rng, h, w, c_in, pool, n_max, threshold):
         hh, ww = hh // 2, ww // 2
     layers.append(_layer(rng, "fc", (int(rng.integers(1, 12)), c2 * hh * ww), 0.6, relu=True))
     layers.append(_layer(rng, "fc", (int(rng.integers(1, 5)), layers[-1].c_out), 0.3))
-    return QModel(input_shape=(c_in, h, w), layers=tuple(layers), reduce=InputReduce(threshold, n_max))
+    return QModel(input_shape=(c_in, h, w), layers=tuple(layers), reduce=QInputReduce(threshold, n_max))
 
 
 def sparse_images(rng, model, n):

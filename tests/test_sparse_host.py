@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 from zeroskip.host.training import prune as zprune
 from zeroskip.host.data.detector import ADC_LEVELS, DETECTOR_THRESHOLD, active_fraction, load_detector
-from zeroskip.host.quant.qmodel import AVG_RECIP, InputReduce, QLayer, QModel, QSparsePool, layer_output_shape
+from zeroskip.host.quant.qmodel import AVG_RECIP, QInputReduce, QLayer, QModel, QSparsePool, layer_output_shape
 from zeroskip.host.quant.quantize import quantize_input
 from zeroskip.host.quant.quantize_sparse import quantize_sparse, threshold_to_int8
 from zeroskip.host.quant.randnet import random_sparse_input, random_sparse_qmodel
@@ -311,7 +311,7 @@ def test_quantised_sparse_model(detector_pipeline):
     kinds = [(layer.kind, getattr(layer, "mode", None)) for layer in qmodel.layers]
     assert kinds == [("sconv", None), ("spool", "max")] * len(spec.convs) + [("fc", None)] * (len(spec.fcs) + 1)
     assert qmodel.input_scale == pytest.approx(1 / 127)          # the ADC's full scale is 1.0
-    assert qmodel.reduce == InputReduce(12, spec.n_max)          # floor(0.1 * 127)
+    assert qmodel.reduce == QInputReduce(12, spec.n_max)          # floor(0.1 * 127)
     assert qmodel.meta["reduce_agreement"] == 1.0
     assert qmodel.meta["spec"] == spec.to_dict()
     x_q = quantize_input(data.x_test, qmodel.input_scale)
@@ -454,7 +454,7 @@ def _manual_model(threshold: int, n_max: int, input_shape=(1, 5, 5), first_pool:
     n_in = int(np.prod(shape))
     fc = QLayer("fc", np.arange(1, n_in + 1).astype(np.int8).reshape(1, n_in), np.array([-3], np.int32),
                 np.ones(1, np.int64), np.ones(1, np.int64))
-    return QModel(input_shape, (*layers, fc), reduce=InputReduce(threshold, n_max))
+    return QModel(input_shape, (*layers, fc), reduce=QInputReduce(threshold, n_max))
 
 
 def test_sparse_reference_directed_edge_cases():

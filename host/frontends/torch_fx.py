@@ -34,9 +34,9 @@ from zeroskip.host.ir.graph import (
     Flatten,
     Graph,
     Identity,
-    InputReduce,
     Linear,
     Pool,
+    Reduce,
     Tensor,
 )
 from zeroskip.host.models import sparse as S
@@ -191,7 +191,7 @@ def _identity_mod(ctx, fxn, mod, x):
 
 @handler(S.InputReduce, kind="module")
 def _reduce(ctx, fxn, mod, x):
-    name = ctx.emit(InputReduce(fxn.name, (x,), fxn.name, threshold=mod.threshold, n_max=mod.n_max))
+    name = ctx.emit(Reduce(fxn.name, (x,), fxn.name, threshold=mod.threshold, n_max=mod.n_max))
     return _Reduced(name)
 
 

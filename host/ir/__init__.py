@@ -11,13 +11,13 @@ from zeroskip.host.ir.graph import (
     Flatten,
     Graph,
     Identity,
-    InputReduce,
     Linear,
     Node,
     Pool,
+    Reduce,
     Tensor,
 )
 from zeroskip.host.ir.passes import FLOAT_FLOW, PASSES, run_passes
 
-__all__ = ["Act", "Add", "BatchNorm", "Conv", "FLOAT_FLOW", "Flatten", "Graph", "Identity", "InputReduce", "Linear",
+__all__ = ["Act", "Add", "BatchNorm", "Conv", "FLOAT_FLOW", "Flatten", "Graph", "Identity", "Reduce", "Linear",
            "Node", "PASSES", "Pool", "Tensor", "evaluate", "run_passes"]

@@ -267,7 +267,7 @@ class Identity(Node):
 
 
 @dataclass(frozen=True, eq=False)
-class InputReduce(Node):
+class Reduce(Node):
     """Sparse-pixel input reduce: a pixel is active when its channel 0 exceeds
     ``threshold`` (float units); the first ``n_max`` active pixels in raster order are
     kept, every other pixel is zeroed. Output layout ``sites``."""

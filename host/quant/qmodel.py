@@ -108,9 +108,10 @@ from zeroskip.driver.contract import AVG_RECIP  # noqa: E402  round(2**16 / n), 
 
 
 @dataclass(frozen=True)
-class InputReduce:
-    """Sparse-pixel input reduce: a pixel is active when its channel 0 exceeds
-    ``threshold`` (int8 units); the first ``n_max`` active pixels in raster order are kept
+class QInputReduce:
+    """The quantised sparse-pixel input reduce (the float one is the ``InputReduce``
+    module of :mod:`zeroskip.host.models.sparse`): a pixel is active when its channel 0
+    exceeds ``threshold`` (int8 units); the first ``n_max`` active pixels in raster order are kept
     (all channels), every other pixel is zeroed."""
 
     threshold: int
@@ -132,7 +133,7 @@ class QModel:
     input_scale: float = 1.0
     name: str = "model"
     meta: dict = field(default_factory=dict)
-    reduce: InputReduce | None = None
+    reduce: QInputReduce | None = None
 
     def __post_init__(self) -> None:
         if not self.layers:

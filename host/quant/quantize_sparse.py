@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from zeroskip.host.training.prune import effective_weight
-from zeroskip.host.quant.qmodel import SHIFT_MIN, InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import SHIFT_MIN, QInputReduce, QLayer, QModel, QSparsePool
 from zeroskip.host.quant.quantize import (
     DEFAULT_N_CALIB,
     _bias_int32,
@@ -116,7 +116,7 @@ def quantize_sparse(model: SparseCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB
     :class:`QModel` using the first ``n_calib`` images of ``calib_x``.
 
     Layers: per conv block ``QLayer(kind="sconv")`` then ``QSparsePool(mode)`` if it
-    pools, then the ``fc`` layers; ``reduce = InputReduce(threshold_to_int8(...), n_max)``.
+    pools, then the ``fc`` layers; ``reduce = QInputReduce(threshold_to_int8(...), n_max)``.
     ``input_scale`` overrides the calibrated input scale. Pruning masks may still be
     attached (the effective weights are used). See the module docstring for the scheme.
     """
@@ -125,7 +125,7 @@ def quantize_sparse(model: SparseCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB
         raise TypeError(f"quantize_sparse needs a SparseCNN (sparse.build_sparse_model), got {type(model).__name__}")
     x, s_in = calibration_batch(calib_x, n_calib, spec.input_shape, act_percentile, input_scale)
     t_int = threshold_to_int8(spec.threshold, s_in)
-    reduce = InputReduce(t_int, spec.n_max)
+    reduce = QInputReduce(t_int, spec.n_max)
 
     was_training = model.training
     model.eval()
@@ -184,6 +184,6 @@ def quantize_sparse(model: SparseCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB
                   meta=meta, reduce=reduce)
 
 
-def _int_sites(x_q: np.ndarray, reduce: InputReduce) -> np.ndarray:
+def _int_sites(x_q: np.ndarray, reduce: QInputReduce) -> np.ndarray:
     """The int8 reduce's site mask (N, 1, H, W) of int8 images."""
     return reduce_int8(torch.from_numpy(np.ascontiguousarray(x_q)), reduce).mask.numpy()

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zeroskip.host.quant.qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, InputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, QInputReduce, QLayer, QModel, QSparsePool
 
 MAX_HW = 12
 MAX_CHANNELS = 8
@@ -232,7 +232,7 @@ def random_sparse_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, in
         layers.append(QLayer("fc", wq, bias, mult, shift, relu=fc_relu, name=f"fc{i}"))
         n_in = n_out
     return QModel(input_shape=tuple(int(s) for s in input_shape), layers=tuple(layers), name=name,
-                  meta={"random": True}, reduce=InputReduce(threshold, n_max))
+                  meta={"random": True}, reduce=QInputReduce(threshold, n_max))
 
 
 def random_sparse_input(rng: np.random.Generator, qmodel: QModel, n: int, *, fraction: float | None = None,

@@ -32,13 +32,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from zeroskip.host.models.sparse import Reduced, raster_keep, site_coordinates
-from zeroskip.host.quant.qmodel import AVG_RECIP, InputReduce, QModel
+from zeroskip.host.quant.qmodel import AVG_RECIP, QInputReduce, QModel
 from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
 DEFAULT_BATCH = 256
 
 
-def reduce_int8(x: torch.Tensor, reduce: InputReduce) -> Reduced:
+def reduce_int8(x: torch.Tensor, reduce: QInputReduce) -> Reduced:
     """The integer input reduce: ``x`` int8 (N, C, H, W) → zero-filled int8 map, bool mask
     (N, 1, H, W) and 1-based site coordinates (N, n_max, 2) (see ``sparse.Reduced``)."""
     if x.dtype != torch.int8 or x.ndim != 4:
@@ -175,7 +175,7 @@ def run_reference(qmodel: QModel, x_int8: np.ndarray, batch_size: int = DEFAULT_
     return torch.cat(outs).numpy()
 
 
-def reduce_input(reduce: InputReduce, x_int8: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reduce_input(reduce: QInputReduce, x_int8: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The integer reduce on a numpy int8 batch (N, C, H, W): returns the zero-filled int8
     images, the number of kept sites per image (int64 (N,)) and their 1-based (h, w)
     in raster order (int64 (N, n_max, 2), (0, 0) past the last site)."""
