@@ -69,7 +69,8 @@ def pack_inputs(x_int8: np.ndarray, layout: dict):
     """int8 images (N, C, H, W) → what the engine's input port takes.
 
     Dense layouts (and the hardware-reduce mode): uint8 (N, in_bytes) — H and W zero-padded
-    by ``pad`` and flattened. Pre-reduced sparse-pixel layouts (``mode == "sites"``): a list
+    (``pads`` top, bottom, left, right, or ``pad`` on every side) and flattened.
+    Pre-reduced sparse-pixel layouts (``mode == "sites"``): a list
     of uint64 beat arrays, one per image (:func:`pack_sites`)."""
     x = np.asarray(x_int8)
     if x.dtype != np.int8:
@@ -78,12 +79,23 @@ def pack_inputs(x_int8: np.ndarray, layout: dict):
         raise ValueError(f"inputs have shape {tuple(x.shape[1:])}, the bundle expects {tuple(layout['shape'])}")
     if layout.get("mode") == "sites":
         return pack_sites(x, int(layout["threshold"]), int(layout["n_max"]))
-    pad = int(layout["pad"])
-    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    t, b, left, right = layout_pads(layout)
+    x = np.pad(x, ((0, 0), (0, 0), (t, b), (left, right)))
     out = x.reshape(x.shape[0], -1).view(np.uint8)
     if out.shape[1] != int(layout["in_bytes"]):
         raise ValueError(f"packed image has {out.shape[1]} bytes, layout says {layout['in_bytes']}")
     return out
+
+
+def layout_pads(layout: dict) -> tuple:
+    """(top, bottom, left, right) zero padding of a dense input layout: ``pads`` when the
+    sides differ, else ``pad`` on every side."""
+    if "pads" in layout:
+        pads = tuple(int(p) for p in layout["pads"])
+        if len(pads) != 4 or min(pads) < 0:
+            raise ValueError(f"input layout pads must be four non-negative integers, got {layout['pads']}")
+        return pads
+    return (int(layout["pad"]),) * 4
 
 
 def reduce_sites(img: np.ndarray, threshold: int, n_max: int) -> np.ndarray:

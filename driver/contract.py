@@ -41,6 +41,7 @@ TIMING = MappingProxyType({k: v for k, v in _DATA["timing"].items() if not k.sta
 PROGRAM = MappingProxyType(dict(_DATA["program"]))
 LAYER_FLAGS = MappingProxyType({k: 1 << v for k, v in _DATA["layer_flags"].items()})
 INPUT_MODES = MappingProxyType(dict(_DATA["input_modes"]))
+DESC_BITS = MappingProxyType({k: v for k, v in _DATA["desc_bits"].items() if not k.startswith("_")})
 AVG_RECIP = tuple(_DATA["avg_recip"])
 
 
@@ -76,6 +77,8 @@ def verilog_include() -> str:
         lines.append(f"`define ZS_ERR_{e['name']} 8'd{e['code']}")
     for k, v in _DATA["layer_flags"].items():
         lines.append(f"`define ZS_FLAG_{k} {v}")
+    for k, v in DESC_BITS.items():
+        lines.append(f"`define ZS_DESC_{k} {v}")
     for k, v in _DATA["input_modes"].items():
         lines.append(f"`define ZS_MODE_{k} {v}")
     for k, v in TIMING.items():

@@ -100,12 +100,12 @@ def predict_cycles(prog: Program, batch: int = 1) -> int:
 def _conflicts(lp: LayerProgram, off: np.ndarray, wts: np.ndarray, act_bytes: int, lanes: int) -> bool:
     """True when some group has two non-zero-weight lanes in one bank at different addresses."""
     d = lp.desc
-    if d.Q == 1 or lp.n_slots == 0:
+    if (d.Q == 1 and not d.xs2) or lp.n_slots == 0:
         return False
     P, Q = d.P, d.Q
     w = wts.reshape(-1, Q)
     o = off.astype(np.int64).reshape(-1, Q)
-    rel = (o[:, :, None] + np.arange(P)[None, None, :]) % act_bytes  # (G, Q, P)
+    rel = (o[:, :, None] + d.x_step * np.arange(P)[None, None, :]) % act_bytes  # (G, Q, P)
     rel = rel.reshape(rel.shape[0], Q * P)
     nzl = np.repeat(w != 0, P, axis=1)
     bank = rel % lanes
@@ -344,10 +344,11 @@ class GoldenEngine:
         P, Q = d.P, d.Q
         ys = np.arange(d.h_it)
         xs = np.arange(d.n_xt * P)
-        base = d.in_base + ys[:, None] * d.in_row_stride + xs[None, :]  # (H, W)
+        base0 = d.in_base + ys[:, None] * d.in_row_stride + d.x_step * xs[None, :]  # (H, W)
         pos = 0
         outs = []
-        for ch in lp.channels:
+        for c, ch in enumerate(lp.channels):
+            base = base0 + c * d.in_c_step
             m = ch.n_groups * Q
             o = off[pos:pos + m].astype(np.int64)
             wv = w[pos:pos + m].astype(np.int64)

@@ -103,6 +103,12 @@ class LayerDesc:
     tap_offset: tuple = (0,) * N_TAPS
     in_list: int = 0
     out_list: int = 0
+    xs2: int = 0        # input pixel step 2 (stride-2 columns)
+    in_c_step: int = 0  # input base advance per output channel (depthwise layers)
+
+    @property
+    def x_step(self) -> int:
+        return 2 if self.xs2 else 1
 
     @property
     def P(self) -> int:
@@ -221,7 +227,8 @@ def encode_program(prog: Program) -> np.ndarray:
         d = lp.desc
         beats.append(_u(d.flags, 8, "flags") | (_u(d.p_log2, 4, "p_log2") << 8) | (_u(d.q_log2, 4, "q_log2") << 12)
                      | (_u(d.tb, 4, "tb") << 16) | (_u(d.in_list, 1, "in_list") << 20)
-                     | (_u(d.out_list, 1, "out_list") << 21) | (_u(d.c_out, 16, "c_out") << 32))
+                     | (_u(d.out_list, 1, "out_list") << 21) | (_u(d.xs2, 1, "xs2") << 22)
+                     | (_u(d.c_out, 16, "c_out") << 32) | (_u(d.in_c_step, 16, "in_c_step") << 48))
         beats.append(_u(d.h_it, 16, "h_it") | (_u(d.n_xt, 16, "n_xt") << 16) | (_u(d.w_valid, 16, "w_valid") << 32)
                      | (_u(d.in_ch_stride, 16, "in_ch_stride") << 48))
         beats.append(_u(d.in_base, 16, "in_base") | (_u(d.in_row_stride, 16, "in_row_stride") << 16)
@@ -323,7 +330,10 @@ def decode_program(beats: np.ndarray, hw: HwConfig, *, tlast_at: int | None = No
             in_base=_f(d[2], 0, 16), in_row_stride=_f(d[2], 16, 16), out_base=_f(d[2], 32, 16),
             out_row_stride=_f(d[2], 48, 16),
             out_ch_stride=_f(d[3], 0, 16), clear_base=_f(d[3], 16, 16), clear_len=_f(d[3], 32, 32),
-            tap_offset=taps, in_list=_f(d[0], 20, 1), out_list=_f(d[0], 21, 1))
+            tap_offset=taps, in_list=_f(d[0], 20, 1), out_list=_f(d[0], 21, 1), xs2=_f(d[0], 22, 1),
+            in_c_step=_f(d[0], 48, 16))
+        if _f(d[0], 23, 9):
+            raise ProgramError(E["BAD_LAYER"], base_i, f"layer {li}: reserved descriptor bits [31:23] set")
         _check_layer(desc, hw, li == n_layers - 1, n_out, base_i)
         prev_sites = layers[-1].desc.sites if layers else input_mode == MODE_SITES
         if (desc.flags & F_SCRUB) and not prev_sites:
@@ -417,10 +427,12 @@ def _check_layer(d: LayerDesc, hw: HwConfig, last: bool, n_out: int, beat: int) 
         bad.append(f"POOLSITES grid {d.h_it}x{d.w_valid} > {POOLSITES_MAX}x{POOLSITES_MAX}")
     if (d.in_list or d.out_list) and not d.sites:
         bad.append("site lists on a non-SITES layer")
+    if d.sites and (d.xs2 or d.in_c_step):
+        bad.append("XS2 and in_c_step are grid-layer fields, not for SITES layers")
     if hw.site_cap == 0 and (d.flags & ~(F_RELU | F_POOL | F_OUT) or d.in_list or d.out_list):
         bad.append("sparse-pixel flags on an overlay without sparse-pixel support (SITE_CAP = 0)")
     for nm in ("in_base", "out_base", "clear_base", "in_row_stride", "out_row_stride", "in_ch_stride",
-               "out_ch_stride"):
+               "out_ch_stride", "in_c_step"):
         if getattr(d, nm) >= hw.act_bytes:
             bad.append(f"{nm}={getattr(d, nm)} >= ACT_BYTES")
     if d.clear_len > hw.act_bytes:

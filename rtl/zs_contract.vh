@@ -3,8 +3,8 @@
 // Do not edit; edit the JSON and regenerate (tests/test_contract.py checks it).
 `ifndef ZS_CONTRACT_VH
 `define ZS_CONTRACT_VH
-`define ZS_FORMAT_VERSION 16'd1
-`define ZS_RTL_VERSION 16'd2
+`define ZS_FORMAT_VERSION 16'd2
+`define ZS_RTL_VERSION 16'd3
 `define ZS_ID_MAGIC 32'h5A534B50
 `define ZS_PROGRAM_MAGIC 32'h5A534B50
 `define ZS_ACK_MAGIC 32'h5A534B41
@@ -55,6 +55,9 @@
 `define ZS_FLAG_AVG 5
 `define ZS_FLAG_POOLSITES 6
 `define ZS_FLAG_SCRUB 7
+`define ZS_DESC_IN_LIST 20
+`define ZS_DESC_OUT_LIST 21
+`define ZS_DESC_XS2 22
 `define ZS_MODE_DENSE 0
 `define ZS_MODE_REDUCE 1
 `define ZS_MODE_SITES 2

@@ -3,7 +3,7 @@
 // One tile enters per cycle (issue at cycle t0 in the sequencer; the weight
 // store word of the issue arrives at t0 + 1). Stages:
 //   t0+1  select each lane's store entry (entry q of the group for lane
-//         p*Q + q), lane address = base + p + offset
+//         p*Q + q), lane address = base + p + offset (XS2: base + 2p + offset)
 //   t0+2  bank crossbar: each bank reads the row of the non-zero-weight lanes
 //         that address it; useful-MAC count
 //   t0+3  bank data to lanes; bank-conflict flag (checked at t0+2)
@@ -49,6 +49,7 @@ module zs_datapath #
     input  wire                   cfg_pool,
     input  wire                   cfg_out,
     input  wire                   cfg_maxred,
+    input  wire                   cfg_xs2,
     input  wire                   layer_start,
 
     /*
@@ -165,7 +166,8 @@ always @* begin : comb0
         ent = went[e_idx];
         p_idx = lane_i >> cfg_log2q;
         l_w[i*8 +: 8] = ent[7:0];
-        l_addr[i*ADDR_W +: ADDR_W] = m1_base_reg + {{(ADDR_W-LOG2L){1'b0}}, p_idx} + ent[8 +: ADDR_W];
+        l_addr[i*ADDR_W +: ADDR_W] = m1_base_reg + (cfg_xs2 ? {{(ADDR_W-LOG2L-1){1'b0}}, p_idx, 1'b0}
+                                                            : {{(ADDR_W-LOG2L){1'b0}}, p_idx}) + ent[8 +: ADDR_W];
         l_lv[i] = m1_vmask_reg[p_idx];
     end
 end

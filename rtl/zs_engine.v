@@ -325,7 +325,7 @@ wire                 seq_flush = erst || (state_reg == S_LAYERS && conflict);
 wire                 seq_done;
 wire                 seq_active;
 wire [2:0]           cfg_log2q, cfg_log2p;
-wire                 cfg_relu, cfg_pool, cfg_out, cfg_maxred, layer_start;
+wire                 cfg_relu, cfg_pool, cfg_out, cfg_maxred, cfg_xs2, layer_start;
 wire                 iss_valid, iss_first, iss_last, iss_ph;
 wire [LOG2L-1:0]     iss_sub;
 wire [ADDR_W-1:0]    iss_base, iss_wr_addr;
@@ -392,6 +392,7 @@ seq_inst (
     .cfg_pool(cfg_pool),
     .cfg_out(cfg_out),
     .cfg_maxred(cfg_maxred),
+    .cfg_xs2(cfg_xs2),
     .layer_start(layer_start),
     .iss_valid(iss_valid),
     .iss_first(iss_first),
@@ -423,6 +424,7 @@ datapath_inst (
     .cfg_pool(cfg_pool),
     .cfg_out(cfg_out),
     .cfg_maxred(cfg_maxred),
+    .cfg_xs2(cfg_xs2),
     .layer_start(layer_start),
     .iss_valid(iss_valid),
     .iss_first(iss_first),

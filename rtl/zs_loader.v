@@ -252,6 +252,9 @@ always @* begin
             if (b0_flags[`ZS_FLAG_OUT] != last_layer) desc_bad = 1'b1;
             if (b0_flags[`ZS_FLAG_OUT] && (b0_lp != 4'd0 || b0_cout != n_out_reg)) desc_bad = 1'b1;
             if (b0_tb > 4'd4) desc_bad = 1'b1;
+            // reserved bits; XS2 and a per-channel input step are grid-layer features
+            if (s_tdata[31:23] != 9'd0 || addr_bad(s_tdata[63:48])) desc_bad = 1'b1;
+            if (b0_sites && (s_tdata[`ZS_DESC_XS2] || s_tdata[63:48] != 16'd0)) desc_bad = 1'b1;
             if (SP == 0) begin
                 // sparse-pixel flags and site lists: not in this build
                 if (b0_flags[7:3] != 5'd0 || s_tdata[21:20] != 2'd0) desc_bad = 1'b1;

@@ -114,6 +114,7 @@ module zs_sequencer #
     output wire                   cfg_pool,
     output wire                   cfg_out,
     output wire                   cfg_maxred,
+    output wire                   cfg_xs2,
     output wire                   layer_start,
 
     /*
@@ -178,6 +179,8 @@ wire        f_psites   = (SP != 0) && d0_reg[`ZS_FLAG_POOLSITES];
 wire        f_scrub    = (SP != 0) && d0_reg[`ZS_FLAG_SCRUB];
 wire        in_list    = d0_reg[20];
 wire        out_list   = d0_reg[21];
+wire        f_xs2      = d0_reg[`ZS_DESC_XS2];
+wire [15:0] in_cstep   = d0_reg[63:48];
 wire [2:0]  log2p      = d0_reg[10:8];
 wire [2:0]  log2q      = d0_reg[14:12];
 wire [15:0] c_out      = d0_reg[47:32];
@@ -358,7 +361,8 @@ reg              ph_reg;        // pool phase: 0 even row, 1 odd row
 reg [15:0]       yo_reg;       // output row (pool: pooled row)
 reg [16:0]       x0_reg;
 reg [21:0]       remx_reg;     // w_valid - x0 (signed)
-reg [ADDR_W-1:0] row_in_reg;   // in_base + y_even * in_row_stride
+reg [ADDR_W-1:0] row_in_reg;   // in_ch + y_even * in_row_stride
+reg [ADDR_W-1:0] in_ch_reg;    // in_base + c * in_c_step
 reg [ADDR_W-1:0] out_ch_reg;   // out_base + c * out_ch_stride
 reg [ADDR_W-1:0] out_row_reg;  // out_ch + yo * out_row_stride
 reg [16:0]       clr_rem_reg;
@@ -452,12 +456,15 @@ always @(posedge clk) begin
         yo_reg <= 16'd0;
         x0_reg <= 17'd0;
         remx_reg <= {6'd0, w_valid};
-        row_in_reg <= in_base[ADDR_W-1:0];
         if (setup_last) begin
+            in_ch_reg <= in_base[ADDR_W-1:0];
+            row_in_reg <= in_base[ADDR_W-1:0];
             c_reg <= 16'd0;
             out_ch_reg <= out_base[ADDR_W-1:0];
             out_row_reg <= out_base[ADDR_W-1:0];
         end else begin
+            in_ch_reg <= in_ch_reg + in_cstep[ADDR_W-1:0];
+            row_in_reg <= in_ch_reg + in_cstep[ADDR_W-1:0];
             c_reg <= c_reg + 16'd1;
             out_ch_reg <= out_ch_reg + out_cstride[ADDR_W-1:0];
             out_row_reg <= out_ch_reg + out_cstride[ADDR_W-1:0];
@@ -615,6 +622,7 @@ assign cfg_relu    = f_relu;
 assign cfg_pool    = f_pool;
 assign cfg_out     = f_out;
 assign cfg_maxred  = f_maxred;
+assign cfg_xs2     = f_xs2;
 assign layer_start = setup_first;
 
 // MAXRED / AVG rows: y = (acc * R[n] + 2^15) >> 16 as (acc * M + 2^(S-1)) >> S;
@@ -643,7 +651,7 @@ assign iss_first   = first_reg;
 assign iss_last    = g_last;
 assign iss_sub     = slot_reg[LOG2L-1:0];
 assign iss_base    = row_in_reg + (ph_reg ? in_rstride[ADDR_W-1:0] : {ADDR_W{1'b0}}) +
-                     (f_sites ? st_off1 : x0_reg[ADDR_W-1:0]);
+                     (f_sites ? st_off1 : (f_xs2 ? {x0_reg[ADDR_W-2:0], 1'b0} : x0_reg[ADDR_W-1:0]));
 assign iss_bias    = bias_reg;
 assign iss_m       = sp_rq ? sp_m : m_reg;
 assign iss_s       = sp_rq ? sp_s : s_reg;
@@ -671,7 +679,7 @@ assign clr_addr = (phase_reg == PH_SCRUB) ? sc_base_reg + st_off1 : clr_addr_reg
 
 // fields of the descriptor words the sequencer does not need (tb, in_ch_stride,
 // reserved bits) and address bits above ADDR_W
-wire unused_ok = &{1'b0, d0_reg[63:48], d0_reg[31:22], d0_reg[19:15], d0_reg[11],
+wire unused_ok = &{1'b0, d0_reg[31:23], d0_reg[19:15], d0_reg[11],
                    d1_reg[63:48], d3_reg[63:49], in_rstride, out_rstride, out_cstride,
                    in_base, out_base, clear_base, cfg_out, head[77:54+GW]};
 

@@ -121,7 +121,7 @@ def w_slots(hw: HwConfig, rng) -> QModel:
 
 def _act_total(model: QModel, hw: HwConfig) -> tuple[int, bool]:
     regs, clears = plan_regions(model, hw)
-    return max(r.base + r.size for r in regs), any(clears)
+    return max(r.base + r.size for r in regs.values()), any(clears.values())
 
 
 def _act_model(hw: HwConfig, rng, h: int, deep: bool) -> QModel:

@@ -210,6 +210,8 @@ async def test_sparse_load_checks(dut):
         ("reduce with C_in 2", _set_field(good, 2, 56, 4, 2)),
         ("sites with C_in 7", _set_field(_set_field(good, 2, 56, 4, 7), 1, 48, 8, 2)),
         ("first layer not SITES", _set_field(good, d0, 3, 1, 0)),
+        ("SITES with XS2", _set_field(good, d0, 22, 1, 1)),
+        ("SITES with in_c_step", _set_field(good, d0, 48, 16, 1)),
         ("SITES with P > 1", _set_field(_set_field(good, d0, 8, 4, 1), d0, 12, 4, hw.lanes_log2 - 1)),
         ("MAXRED and AVG", _set_field(good, d1, 4, 2, 3)),
         ("POOLSITES without SITES", _set_field(good, d1, 3, 1, 0)),

@@ -7,7 +7,8 @@ and random backpressure on the output stream. Programs come from the host compil
 (TinyCNN-like and random networks, sparse and dense), malformed programs are derived from
 valid ones. Run through ``tests/test_rtl_top.py`` (``zeroskip.driver.sim.build``).
 
-``ZEROSKIP_TOP_NETS`` sets how many random networks ``test_random_networks`` compiles.
+``ZEROSKIP_TOP_NETS`` sets how many random networks ``test_random_networks`` compiles,
+``ZEROSKIP_GRAPH_NETS`` how many random layer graphs ``test_graph_networks`` runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 from zeroskip.driver import contract as C
+from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import GoldenEngine, pack_image_beats, parse_response
 from zeroskip.driver.program import (
     F_OUT,
@@ -58,8 +60,7 @@ def images(rng: np.random.Generator, model: QModel, n: int) -> np.ndarray:
     """Packed image beats for ``n`` random inputs."""
     x = randnet.random_input(rng, model, n)
     lay = input_layout(model)
-    xp = np.pad(x, ((0, 0), (0, 0), (lay.pad, lay.pad), (lay.pad, lay.pad)))
-    packed = xp.reshape(n, -1).view(np.uint8)
+    packed = pack_inputs(x, lay.to_dict())
     return pack_image_beats(packed, lay.in_bytes)
 
 
@@ -236,6 +237,27 @@ async def test_random_networks(dut):
     assert done == n, f"only {done} of {n} random networks compiled"
 
 
+@cocotb.test()
+async def test_graph_networks(dut):
+    """Random layer graphs: rectangular kernels, asymmetric padding, stride 2 (XS2 and a
+    doubled row step), depthwise layers (in_c_step), average and global average pooling,
+    residual adds with identity and projection shortcuts; sparse and dense programs."""
+    tb, ck, r, rng = await setup(dut)
+    n = int(os.environ.get("ZEROSKIP_GRAPH_NETS", "6"))
+    done = tries = 0
+    while done < n and tries < 10 * n:
+        tries += 1
+        model = randnet.random_graph_qmodel(rng, saturate=r.random() < 0.2)
+        dense = r.random() < 0.3
+        prog = compile_or_none(model, tb.hw, dense)
+        if prog is None:
+            continue
+        tb.random_flow(r, p_idle=r.choice([0.0, 0.2]), p_bp=r.choice([0.0, 0.2]))
+        await ck.program_and_run(prog, rng, model, r.randint(1, 2), f"graph {done} dense={dense}")
+        done += 1
+    assert done == n, f"only {done} of {n} random graphs compiled"
+
+
 def _set_field(beats: np.ndarray, i: int, lo: int, bits: int, value: int) -> np.ndarray:
     b = beats.copy()
     mask = ((1 << bits) - 1) << lo
@@ -284,7 +306,12 @@ async def test_malformed_programs(dut):
         ("single beat", good[:1]),
         ("garbage", np.array([0xDEADBEEF, 1, 2], np.uint64)),
     ]
+    cases += [
+        ("reserved descriptor bit 23", _set_field(good, d0, 23, 1, 1)),
+        ("reserved descriptor bit 31", _set_field(good, d0, 31, 1, 1)),
+    ]
     if hw.act_bytes < 65536:
+        cases.append(("in_c_step >= ACT_BYTES", _set_field(good, d0, 48, 16, hw.act_bytes)))
         cases.append(("in_base >= ACT_BYTES", _set_field(good, 1, 32, 16, hw.act_bytes)))
         cases.append(("out_base >= ACT_BYTES", _set_field(good, d0 + 2, 32, 16, hw.act_bytes)))
     for what, beats in cases:

@@ -154,7 +154,7 @@ def test_limit_networks_golden(lanes, act_bytes, w_slots):
         np.testing.assert_array_equal(out, run_reference(model, x), err_msg=name)
         assert cnt["CYCLES"] == predict_cycles(prog, 3)
         regs, clears = plan_regions(model, hw)
-        seen[name] = (prog, max(r.base + r.size for r in regs), any(clears))
+        seen[name] = (prog, max(r.base + r.size for r in regs.values()), any(clears.values()))
     assert len(seen["max_layers"][0].layers) == hw.max_layers
     assert seen["w_slots"][0].slots_used() == hw.w_slots
     assert seen["act_disjoint"][1] > 0.9 * hw.act_bytes and not seen["act_disjoint"][2]

@@ -35,8 +35,9 @@ CONFIGS = [
 def test_zeroskip_top(simulator, params, tmp_path, request):
     fuzz = os.environ.get("ZEROSKIP_FUZZ") == "1"
     nets = {"verilator": (20, 200), "icarus": (3, 20)}[simulator][int(fuzz)]
+    graphs = {"verilator": (8, 100), "icarus": (2, 10)}[simulator][int(fuzz)]
     synth = request.node.callspec.id.endswith("-synth")
     simbuild.run("zeroskip_top", MODULE, params, simulator, test_dir=tmp_path,
-                 extra_env={"ZEROSKIP_TOP_NETS": str(nets)},
+                 extra_env={"ZEROSKIP_TOP_NETS": str(nets), "ZEROSKIP_GRAPH_NETS": str(graphs)},
                  defines={"SYNTHESIS": 1} if synth else None,
                  extra_sources=[simbuild.xilinx_cells_sim()] if synth else ())

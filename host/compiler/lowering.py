@@ -50,31 +50,49 @@ from zeroskip.host.quant.qmodel import QLayer, QModel
 
 @dataclass(frozen=True)
 class InputLayout:
-    """How the driver packs one image for the engine: pad (C, H, W) by ``pad`` on each
-    spatial side and flatten; ``in_bytes`` is the packed size."""
+    """How the driver packs one image for the engine: pad (C, H, W) by ``pads`` (top,
+    bottom, left, right) and flatten; ``in_bytes`` is the packed size."""
 
     shape: tuple
-    pad: int
+    pads: tuple
     in_bytes: int
 
+    @property
+    def pad(self) -> int:
+        """The padding when it is the same on every side (else the largest)."""
+        return max(self.pads)
+
     def to_dict(self) -> dict:
-        return {"shape": list(self.shape), "pad": self.pad, "in_bytes": self.in_bytes}
+        d = {"shape": list(self.shape), "pad": self.pad, "in_bytes": self.in_bytes}
+        if len(set(self.pads)) > 1:
+            d["pads"] = list(self.pads)
+        return d
+
+
+def _pads4(pad) -> tuple:
+    return (int(pad),) * 4 if np.isscalar(pad) else tuple(int(p) for p in pad)
 
 
 @dataclass(frozen=True)
 class _Region:
     base: int
     shape: tuple  # (C, H, W) of the tensor, or (N,) flat
-    pad: int
+    pad: object   # padding: an int (every side) or (top, bottom, left, right)
+
+    @property
+    def pads(self) -> tuple:
+        return _pads4(self.pad)
 
     @property
     def row_stride(self) -> int:
-        return self.shape[2] + 2 * self.pad if len(self.shape) == 3 else 1
+        t, b, left, right = self.pads
+        return self.shape[2] + left + right if len(self.shape) == 3 else 1
 
     @property
     def ch_stride(self) -> int:
         if len(self.shape) == 3:
-            return (self.shape[1] + 2 * self.pad) * self.row_stride
+            t, b, _, _ = self.pads
+            return (self.shape[1] + t + b) * self.row_stride
         return 1
 
     @property
@@ -83,62 +101,120 @@ class _Region:
 
     @property
     def interior(self) -> int:
-        return self.base + self.pad * self.row_stride + self.pad if len(self.shape) == 3 else self.base
+        t, _, left, _ = self.pads
+        return self.base + t * self.row_stride + left if len(self.shape) == 3 else self.base
 
 
-def _consumer_pad(layers: tuple, i: int) -> int:
-    """Padding the input of layer i needs."""
-    return layers[i].padding if layers[i].kind == "conv" else 0
-
-
-def plan_regions(model: QModel, hw: HwConfig) -> tuple[list[_Region], list[bool]]:
-    """Input region of every layer, and whether layer i must clear its output region."""
-    shapes = model.shapes()
+def _tensor_pads(model: QModel) -> dict:
+    """Padding of every tensor (-1: the input, i: layer i's output): the largest any conv
+    reader needs per side; a residual add's tensor takes the padding of the conv input it
+    is read beside (the two must share strides). Raises when a tensor is read both as a
+    padded map and as a flat vector."""
     L = len(model.layers)
-    regs = []
-    for i in range(L):
-        shp = shapes[i]
-        pad = _consumer_pad(model.layers, i)
-        if model.layers[i].kind == "fc":
-            shp = (int(np.prod(shp)),)
-        regs.append(_Region(0, tuple(int(s) for s in shp), pad))
-    total = sum(r.size for r in regs)
-    clears = [False] * L
-    if total <= hw.act_bytes:
-        base = 0
-        out = []
-        for r in regs:
-            out.append(_Region(base, r.shape, r.pad))
-            base += r.size
-        return out, clears
-    # ping-pong between area A (even regions) and area B (odd regions)
-    size_a = max(r.size for r in regs[0::2])
-    size_b = max((r.size for r in regs[1::2]), default=0)
-    if size_a + size_b > hw.act_bytes:
-        raise CompileError(
-            f"activations need {size_a + size_b} bytes even when ping-ponged, overlay has ACT_BYTES="
-            f"{hw.act_bytes}: shrink the feature maps or build the overlay with a larger ACT_BYTES")
-    out = [_Region(0 if i % 2 == 0 else size_a, r.shape, r.pad) for i, r in enumerate(regs)]
-    for i in range(L - 1):
-        clears[i] = out[i + 1].pad > 0
-    return out, clears
+    pads = {t: [0, 0, 0, 0] for t in range(-1, L - 1)}
+    flat_readers: dict[int, str] = {}
+    for i, layer in enumerate(model.layers):
+        j = model.source(i)
+        if layer.kind == "fc":
+            flat_readers[j] = layer.name or f"layer {i}"
+        else:
+            pads[j] = [max(a, b) for a, b in zip(pads[j], layer.pads)]
+    pairs = [(model.source(i), layer.skip) for i, layer in enumerate(model.layers)
+             if getattr(layer, "skip", None) is not None]
+    changed = True
+    while changed:
+        changed = False
+        for a, b in pairs:
+            m = [max(x, y) for x, y in zip(pads[a], pads[b])]
+            if m != pads[a] or m != pads[b]:
+                pads[a], pads[b] = list(m), list(m)
+                changed = True
+    for t, who in flat_readers.items():
+        if any(pads[t]):
+            raise CompileError(f"the output of {'the input' if t < 0 else _lname(model, t)} is read flat by {who} "
+                               "and padded by a convolution: insert a layer between them")
+    return {t: tuple(p) for t, p in pads.items()}
 
 
-def _row_entries(w_row: np.ndarray, layer: QLayer, tb: int, dense: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(k, weight) of one output channel's entries in index order."""
+def _lname(model: QModel, i: int) -> str:
+    layer = model.layers[i]
+    return f"layer {i} ({layer.name})" if getattr(layer, "name", "") else f"layer {i} ({layer.kind})"
+
+
+def plan_regions(model: QModel, hw: HwConfig) -> tuple[dict, dict]:
+    """Memory plan of a dense model: the region of every tensor (-1: the input, i: the
+    output of layer i, the last layer's excluded) and whether its producer must clear it.
+
+    Tensors are placed in order of definition, each at the lowest address past everything
+    placed so far when that fits (so padding borders, cleared at load, stay zero), else at
+    the lowest address free of every tensor live at the same time (liveness: from the
+    producing layer to the last reader); a padded region placed over memory another tensor
+    uses is cleared by its producer on every image."""
+    L = len(model.layers)
+    outs = model.out_shapes()
+    pads = _tensor_pads(model)
+    last_use = {t: t for t in range(-1, L - 1)}
+    for i, layer in enumerate(model.layers):
+        for t in (model.source(i), getattr(layer, "skip", None)):
+            if t is not None:
+                last_use[t] = max(last_use[t], i)
+    shape_of = {-1: tuple(int(s) for s in model.input_shape)}
+    shape_of.update({i: tuple(outs[i]) for i in range(L - 1)})
+    regs: dict[int, _Region] = {}
+    top = 0
+    for t in range(-1, L - 1):
+        shp = shape_of[t]
+        r = _Region(0, shp, pads[t] if len(shp) == 3 else 0)
+        if top + r.size <= hw.act_bytes:
+            base = top
+        else:
+            live = sorted((regs[u].base, regs[u].base + regs[u].size) for u in regs
+                          if not (last_use[u] < t or last_use[t] < u))
+            base, found = 0, False
+            for lo, hi in live + [(hw.act_bytes, hw.act_bytes)]:
+                if base + r.size <= lo:
+                    found = True
+                    break
+                base = max(base, hi)
+            if not found:
+                need = r.size + sum(hi - lo for lo, hi in live)
+                raise CompileError(f"activations need {need} bytes at {'the input' if t < 0 else _lname(model, t)}, "
+                                   f"overlay has ACT_BYTES={hw.act_bytes}: shrink the feature maps or build the "
+                                   "overlay with a larger ACT_BYTES")
+        regs[t] = _Region(base, shp, r.pad)
+        top = max(top, base + r.size)
+    clears = {}
+    for t, r in regs.items():
+        padded = len(r.shape) == 3 and any(r.pads)
+        overlap = any(u != t and regs[u].base < r.base + r.size and r.base < regs[u].base + regs[u].size
+                      for u in regs)
+        clears[t] = t >= 0 and padded and overlap
+    return regs, clears
+
+
+def _row_entries(w_row: np.ndarray, layer: QLayer, tb: int, dense: bool, ic_of=None,
+                 extra: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(k, weight) of one output channel's entries in index order. ``ic_of`` maps the
+    row's (input channel, tap) grid to entry indices (default ``(ic << tb) + tap``);
+    ``extra`` is one more (k, weight) entry (a residual add's)."""
     if layer.kind != "fc":
         c_in, kh, kw = w_row.shape
         taps = kh * kw
         flat = w_row.reshape(c_in, taps)
-        ks = (np.arange(c_in)[:, None] << tb) + np.arange(taps)[None, :]
+        ks = ic_of(c_in, kh, kw) if ic_of is not None else (np.arange(c_in)[:, None] << tb) + np.arange(taps)[None, :]
     else:
         flat = w_row.reshape(1, -1)
         ks = np.arange(flat.size)[None, :]
-    ks = ks.reshape(-1)
+    ks = ks.reshape(-1).astype(np.int64)
     ws = flat.reshape(-1)
     if not dense:
         nz = ws != 0
         ks, ws = ks[nz], ws[nz]
+    if extra is not None:
+        ks = np.append(ks, extra[0])
+        ws = np.append(ws, extra[1])
+        order = np.argsort(ks, kind="stable")
+        ks, ws = ks[order], ws[order]
     return ks.astype(np.int64), ws.astype(np.int8)
 
 
@@ -161,7 +237,7 @@ def _runs_with_fillers(ks: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray, np.n
     return (np.array(k_out, np.int64), np.array(w_out, np.int8), np.array(c_out, np.uint8))
 
 
-def _group(ks, ws, codes, offsets_of, P: int, Q: int, lanes: int):
+def _group(ks, ws, codes, offsets_of, P: int, Q: int, lanes: int, x_step: int = 1):
     """Pack a row's entries into groups of Q slots whose non-zero lanes never collide in a
     bank, ending a group early (and the row's last group) with a GROUP_END code.
     Returns (stream codes, stream weights, n_groups ≥ 1)."""
@@ -169,14 +245,14 @@ def _group(ks, ws, codes, offsets_of, P: int, Q: int, lanes: int):
         if Q == 1:
             return np.zeros(1, np.uint8), np.zeros(1, np.int8), 1
         return np.array([GROUP_END], np.uint8), np.zeros(1, np.int8), 1
-    if Q == 1:
+    if Q == 1 and x_step == 1:
         return codes, ws, int(ks.size)
     out_c: list[int] = []
     out_w: list[int] = []
     used: dict[int, int] = {}  # bank → relative address of the open group's non-zero lanes
     fill = 0
     groups = 0
-    lane_p = np.arange(P)
+    lane_p = x_step * np.arange(P)
     for k, w, c in zip(ks.tolist(), ws.tolist(), codes.tolist()):
         rel = (offsets_of(k) + lane_p).tolist() if w != 0 else []
         if fill and any(used.get(a % lanes, a) != a for a in rel):
@@ -207,20 +283,92 @@ def _tb_for(layer: QLayer) -> int:
     return (taps - 1).bit_length() if taps > 1 else 0
 
 
+def _log2_ceil(n: int) -> int:
+    return (n - 1).bit_length() if n > 1 else 0
+
+
+@dataclass(frozen=True)
+class _Indexing:
+    """How a conv layer's entries address its input: ``k = (v << tb) + t`` reads
+    ``v·in_ch_stride + tap_offset[t]`` from the window origin."""
+
+    tb: int
+    in_ch_stride: int
+    taps: tuple
+    ic_of: object          # (c_in, kh, kw) -> k grid (c_in, kh·kw)
+    skip_k: object = None  # c -> k of the residual entry of output channel c
+
+
+def _conv_indexing(layer: QLayer, index: int, rs: int, cs: int, skip_off: int | None) -> _Indexing:
+    """Entry index space of a conv layer with input strides ``rs``/``cs``: taps of one
+    input channel in the tap table when they fit in 16 (with one more for a residual
+    add), else (depthwise) one virtual channel per kernel row with its columns as taps."""
+    kh, kw = layer.kernel
+    n = kh * kw + (1 if skip_off is not None else 0)
+    if n <= N_TAPS:
+        tb = _log2_ceil(n)
+        taps = [ky * rs + kx for ky in range(kh) for kx in range(kw)]
+        skip_t = len(taps)
+        if skip_off is not None:
+            taps.append(skip_off)
+        return _Indexing(tb, cs, tuple(taps),
+                         lambda c_in, kh_, kw_: (np.arange(c_in)[:, None] << tb) + np.arange(kh_ * kw_)[None, :],
+                         None if skip_off is None else (lambda c: (c << tb) + skip_t))
+    if layer.depthwise or layer.c_in == 1:
+        if skip_off is not None:
+            raise CompileError(f"{_lname_l(layer, index)}: a residual add after a {kh}x{kw} depthwise kernel is not "
+                               "supported (kernels with a residual add have at most 15 taps)")
+        if kw > N_TAPS:
+            raise CompileError(f"{_lname_l(layer, index)}: kernel {kh}x{kw} is {kw} columns wide; a depthwise (or "
+                               f"single-channel) kernel of more than {N_TAPS} taps may be at most {N_TAPS} wide")
+        tb = _log2_ceil(kw)
+        return _Indexing(tb, rs, tuple(range(kw)),
+                         lambda c_in, kh_, kw_: ((np.arange(kh_)[:, None] << tb)
+                                                 + np.arange(kw_)[None, :]).reshape(1, -1))
+    raise CompileError(f"{_lname_l(layer, index)}: kernel {kh}x{kw} has {kh * kw} taps; the engine supports at most "
+                       f"{N_TAPS} per input channel{' with a residual add' if skip_off is not None else ''} (e.g. 3x3, "
+                       "4x4, 1x7) except for depthwise kernels")
+
+
+def _lname_l(layer: QLayer, index: int) -> str:
+    return f"layer {index} ({layer.name})" if getattr(layer, "name", "") else f"layer {index} ({layer.kind})"
+
+
 def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_out: _Region | None,
-                   clear: bool, hw: HwConfig, dense: bool, in_shape, out_shape) -> LayerProgram:
+                   clear: bool, hw: HwConfig, dense: bool, in_shape, out_shape,
+                   reg_skip: _Region | None = None) -> LayerProgram:
     lanes = hw.lanes
-    tb = _tb_for(layer)
+    x_step = 1
+    in_c_step = 0
+    skip_k = None
     if layer.kind == "conv":
         _, h, w = in_shape
         kh, kw = layer.kernel
-        ho, wo = h + 2 * layer.padding - kh + 1, w + 2 * layer.padding - kw + 1
-        taps = [ky * reg_in.row_stride + kx for ky in range(kh) for kx in range(kw)]
-        in_cs = reg_in.ch_stride
+        t, b, left, right = layer.pads
+        sh, sw = layer.stride
+        rs, cs = reg_in.row_stride, reg_in.ch_stride
+        ho, wo = (h + t + b - kh) // sh + 1, (w + left + right - kw) // sw + 1
+        origin = (reg_in.interior - t * rs - left) % hw.act_bytes
+        skip_off = None
+        if reg_skip is not None:
+            if (reg_skip.row_stride, reg_skip.ch_stride) != (rs, cs) or (ho, wo) != (h, w) or layer.stride != (1, 1):
+                raise CompileError(f"{_lname_l(layer, index)}: a residual add needs a stride-1 convolution that keeps "
+                                   f"the map size ({h}x{w} -> {ho}x{wo}) and a skip tensor of the same layout")
+            skip_off = (reg_skip.interior - origin) % (1 << 16)
+        ix = _conv_indexing(layer, index, rs, cs, skip_off)
+        tb, in_cs, taps, ic_of = ix.tb, ix.in_ch_stride, list(ix.taps), ix.ic_of
+        skip_k = ix.skip_k
+        in_base, in_rs = origin, rs * sh
+        x_step = sw
+        if layer.depthwise:
+            in_c_step = cs
     else:
+        tb = 0
         ho = wo = 1
         taps = [0]
         in_cs = 1
+        ic_of = None
+        in_base, in_rs = reg_in.base, 0
     if layer.pool:
         h_it, w_need = 2 * (ho // 2), 2 * (wo // 2)
     else:
@@ -230,16 +378,21 @@ def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_o
     def offsets_of(k: int) -> int:
         return ((k >> tb) * in_cs + tap_offset[k & ((1 << tb) - 1)]) & 0xFFFF
 
-    rows = [_runs_with_fillers(*_row_entries(layer.weight[c], layer, tb, dense)) for c in range(layer.c_out)]
+    def extra(c):
+        return None if skip_k is None else (skip_k(c), int(layer.skip_mult[c]))
+
+    rows = [_runs_with_fillers(*_row_entries(layer.weight[c], layer, tb, dense, ic_of, extra(c)))
+            for c in range(layer.c_out)]
     if layer.kind == "fc":
         p_options = [1]
     else:
-        p_options = [1 << e for e in range(hw.lanes_log2 + 1) if (1 << e) >= (2 if layer.pool else 1)]
+        p_options = [1 << e for e in range(hw.lanes_log2 + 1) if (1 << e) >= (2 if layer.pool else 1)
+                     and not (x_step == 2 and (1 << e) == lanes)]
     best = None
     for P in p_options:
         Q = lanes // P
         n_xt = -(-w_need // P)
-        grouped = [_group(k, wv, cd, offsets_of, P, Q, lanes) for (k, wv, cd) in rows]
+        grouped = [_group(k, wv, cd, offsets_of, P, Q, lanes, x_step) for (k, wv, cd) in rows]
         cycles = sum(g[2] for g in grouped) * h_it * n_xt
         if best is None or cycles < best[0] or (cycles == best[0] and P > best[1]):
             best = (cycles, P, Q, n_xt, grouped)
@@ -260,9 +413,14 @@ def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_o
     desc = LayerDesc(
         flags=flags, p_log2=P.bit_length() - 1, q_log2=Q.bit_length() - 1, tb=tb, c_out=layer.c_out,
         h_it=h_it, n_xt=n_xt, w_valid=w_need, in_ch_stride=in_cs & 0xFFFF,
-        in_base=reg_in.base, in_row_stride=reg_in.row_stride if layer.kind == "conv" else 0,
+        in_base=in_base, in_row_stride=in_rs,
         out_base=out_base, out_row_stride=out_rs, out_ch_stride=out_cs,
-        clear_base=clear_base, clear_len=clear_len, tap_offset=tap_offset)
+        clear_base=clear_base, clear_len=clear_len, tap_offset=tap_offset, xs2=int(x_step == 2),
+        in_c_step=in_c_step)
+    for nm in ("in_row_stride", "in_ch_stride", "in_c_step", "out_row_stride", "out_ch_stride"):
+        if getattr(desc, nm) >= hw.act_bytes:
+            raise CompileError(f"{_lname_l(layer, index)}: {nm}={getattr(desc, nm)} does not fit ACT_BYTES="
+                               f"{hw.act_bytes}")
     chans = tuple(ChannelRec(bias=int(layer.bias[c]), mult=int(layer.mult[c]) if not last else 1,
                              shift=int(layer.shift[c]) if not last else 1, n_groups=int(grouped[c][2]))
                   for c in range(layer.c_out))
@@ -276,6 +434,8 @@ def _check_acc_bound(model: QModel) -> None:
         if layer.kind == "spool":
             continue
         wabs = np.abs(layer.weight.astype(np.int64)).reshape(layer.c_out, -1).sum(axis=1)
+        if getattr(layer, "skip_mult", None) is not None:
+            wabs = wabs + np.abs(np.asarray(layer.skip_mult, np.int64))
         bound = wabs * 128 + np.abs(layer.bias.astype(np.int64))
         if np.any(bound >= 2 ** 31):
             raise CompileError(f"layer {i}: the int32 accumulator could overflow (bound {int(bound.max())}); "
@@ -284,10 +444,14 @@ def _check_acc_bound(model: QModel) -> None:
 
 def input_layout(model: QModel) -> InputLayout:
     shape = tuple(int(s) for s in model.input_shape)
-    first = model.layers[0]
-    pad = first.padding if first.kind in ("conv", "sconv") else 0
+    if model.reduce is not None:
+        first = model.layers[0]
+        pads = (first.padding,) * 4 if first.kind in ("conv", "sconv") else (0,) * 4
+    else:
+        pads = _tensor_pads(model)[-1]
     c, h, w = shape
-    return InputLayout(shape=shape, pad=pad, in_bytes=c * (h + 2 * pad) * (w + 2 * pad))
+    t, b, left, right = pads
+    return InputLayout(shape=shape, pads=tuple(pads), in_bytes=c * (h + t + b) * (w + left + right))
 
 
 def compile_model(model: QModel, hw: HwConfig, *, dense: bool = False, input_mode: str = "sites") -> Program:
@@ -305,15 +469,18 @@ def compile_model(model: QModel, hw: HwConfig, *, dense: bool = False, input_mod
         raise CompileError(f"{model.layers[-1].c_out} outputs, overlay has OUT_CAP={hw.out_cap}")
     regs, clears = plan_regions(model, hw)
     shapes = model.shapes()
+    outs = model.out_shapes()
     layers = []
     for i, layer in enumerate(model.layers):
         last = i == L - 1
-        layers.append(_compile_layer(layer, i, last, regs[i], None if last else regs[i + 1], clears[i], hw, dense,
-                                     shapes[i], shapes[i + 1]))
-    top = max(r.base + r.size for r in regs)
+        sk = getattr(layer, "skip", None)
+        layers.append(_compile_layer(layer, i, last, regs[model.source(i)], None if last else regs[i],
+                                     False if last else clears[i], hw, dense, shapes[i], outs[i],
+                                     reg_skip=None if sk is None else regs[sk]))
+    top = max(r.base + r.size for r in regs.values())
     act_log2 = max(0, (top - 1).bit_length())
     lay = input_layout(model)
-    prog = Program(lanes=hw.lanes, in_base=regs[0].base, in_bytes=lay.in_bytes, n_out=model.layers[-1].c_out,
+    prog = Program(lanes=hw.lanes, in_base=regs[-1].base, in_bytes=lay.in_bytes, n_out=model.layers[-1].c_out,
                    layers=tuple(layers), act_log2=act_log2,
                    meta={"input_layout": lay.to_dict(), "dense": dense, "model": model.name})
     if prog.slots_used() > hw.w_slots:

@@ -35,6 +35,7 @@ from zeroskip.host.ir.graph import (
     Graph,
     Identity,
     Linear,
+    Pad,
     Pool,
     Reduce,
     Tensor,
@@ -45,10 +46,10 @@ _MODULES: dict[type, Callable] = {}
 _FUNCTIONS: dict[object, Callable] = {}
 _METHODS: dict[str, Callable] = {}
 
-SUPPORTED = ("Conv2d (groups 1 or depthwise)", "Linear", "BatchNorm1d/2d (folded)", "ReLU", "ReLU6",
-             "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d(1)", "Flatten / view / reshape to (N, -1)", "add",
-             "Dropout / Identity (dropped)", "the sparse-pixel modules (InputReduce, SparseConv2d, SparseReLU, "
-             "SparsePool2d, SparseFlatten)")
+SUPPORTED = ("Conv2d (groups 1 or depthwise)", "ZeroPad2d / F.pad with zeros", "Linear", "BatchNorm1d/2d (folded)",
+             "ReLU", "ReLU6", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d(1)", "Flatten / view / reshape to (N, -1)",
+             "add", "Dropout / Identity (dropped)", "a trailing Softmax / LogSoftmax (run on the host)",
+             "the sparse-pixel modules (InputReduce, SparseConv2d, SparseReLU, SparsePool2d, SparseFlatten)")
 
 # leaves: traced as one call, not into their forward
 _LEAVES = (S.InputReduce, S.SparseConv2d, S.SparseReLU, S.SparsePool2d, S.SparseFlatten)
@@ -115,6 +116,20 @@ def _conv(ctx, fxn, mod: nn.Conv2d, x, *rest):
     node = Conv(fxn.name, (x,), fxn.name, weight=_np(_weight(mod)), bias=_np(mod.bias), stride=mod.stride,
                 padding=(ph, ph, pw, pw), groups=mod.groups, dilation=mod.dilation)
     return ctx.emit(node)
+
+
+@handler(nn.ZeroPad2d, kind="module")
+def _zeropad(ctx, fxn, mod: nn.ZeroPad2d, x):
+    left, right, top, bottom = (int(p) for p in mod.padding)
+    return ctx.emit(Pad(fxn.name, (x,), fxn.name, pads=(top, bottom, left, right)))
+
+
+@handler(F.pad, kind="function")
+def _fpad(ctx, fxn, x, pad, mode="constant", value=None):
+    if mode != "constant" or value not in (None, 0, 0.0) or len(pad) != 4:
+        raise _unsupported(fxn, f"F.pad(mode={mode!r}, value={value}, pad={pad})", "only zero padding of H and W")
+    left, right, top, bottom = (int(p) for p in pad)
+    return ctx.emit(Pad(fxn.name, (x,), fxn.name, pads=(top, bottom, left, right)))
 
 
 @handler(nn.Linear, kind="module")
@@ -306,6 +321,35 @@ def _getattr(ctx, fxn, obj, attr):
     raise _unsupported(fxn, f"attribute .{attr}")
 
 
+class _Head:
+    """A trailing Softmax / LogSoftmax over the classes of tensor ``name``."""
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind
+
+
+def _head(fxn, x, dim, kind):
+    if dim not in (1, -1):
+        raise _unsupported(fxn, f"{kind}(dim={dim})", "only over the classes (dim=1) at the end of the model")
+    return _Head(x, kind)
+
+
+@handler(nn.Softmax, nn.LogSoftmax, kind="module")
+def _softmax_mod(ctx, fxn, mod, x):
+    return _head(fxn, x, mod.dim, "softmax" if isinstance(mod, nn.Softmax) else "log_softmax")
+
+
+@handler(F.softmax, torch.softmax, F.log_softmax, torch.log_softmax, kind="function")
+def _softmax_fn(ctx, fxn, x, dim=None, *rest, **kw):
+    kind = "log_softmax" if fxn.target in (F.log_softmax, torch.log_softmax) else "softmax"
+    return _head(fxn, x, kw.get("dim", dim), kind)
+
+
+@handler("softmax", "log_softmax", kind="method")
+def _softmax_method(ctx, fxn, x, dim=None, *rest, **kw):
+    return _head(fxn, x, kw.get("dim", dim), fxn.target)
+
+
 class _Unused:
     """A value the overlay does not provide; fine while nothing reads it."""
 
@@ -338,6 +382,7 @@ def from_torch(model: nn.Module, input_shape: tuple, *, name: str | None = None)
     input_shape = tuple(int(s) for s in input_shape)
     ctx = _Ctx(gm)
     inputs, outputs = [], []
+    head = None
     for fxn in gm.graph.nodes:
         if fxn.op == "placeholder":
             if inputs:
@@ -349,6 +394,8 @@ def from_torch(model: nn.Module, input_shape: tuple, *, name: str | None = None)
             continue
         if fxn.op == "output":
             val = ctx.arg(fxn.args[0]) if not isinstance(fxn.args[0], (tuple, list)) else None
+            if isinstance(val, _Head):     # a trailing Softmax / LogSoftmax: applied on the host
+                head, val = val.kind, val.name
             if not isinstance(val, str):
                 raise UnsupportedModel(f"{type(model).__name__}.forward must return one tensor")
             outputs.append(val)
@@ -358,6 +405,9 @@ def from_torch(model: nn.Module, input_shape: tuple, *, name: str | None = None)
         unused = next((a for a in [*args, *kwargs.values()] if isinstance(a, _Unused)), None)
         if unused is not None:
             raise _unsupported(fxn, f"a use of {unused.what}", unused.why)
+        if any(isinstance(a, _Head) for a in [*args, *kwargs.values()]):
+            raise _unsupported(fxn, "an op after a Softmax", "a Softmax / LogSoftmax runs on the host, as the "
+                               "model's last op only")
         if fxn.op == "call_module":
             mod = gm.get_submodule(fxn.target)
             fn = next((h for t, h in _MODULES.items() if type(mod) is t), None)
@@ -379,4 +429,7 @@ def from_torch(model: nn.Module, input_shape: tuple, *, name: str | None = None)
         else:
             raise _unsupported(fxn, f"{fxn.op} {fxn.target}", "parameters used outside a layer")
         ctx.name_of[fxn] = out
-    return Graph(inputs, ctx.nodes, outputs, name or type(model).__name__)
+    graph = Graph(inputs, ctx.nodes, outputs, name or type(model).__name__)
+    if head is not None:
+        graph.meta["head"] = head
+    return graph

@@ -13,6 +13,7 @@ from zeroskip.host.ir.graph import (
     Identity,
     Linear,
     Node,
+    Pad,
     Pool,
     Reduce,
     Tensor,
@@ -20,4 +21,4 @@ from zeroskip.host.ir.graph import (
 from zeroskip.host.ir.passes import FLOAT_FLOW, PASSES, run_passes
 
 __all__ = ["Act", "Add", "BatchNorm", "Conv", "FLOAT_FLOW", "Flatten", "Graph", "Identity", "Reduce", "Linear",
-           "Node", "PASSES", "Pool", "Tensor", "evaluate", "run_passes"]
+           "Node", "PASSES", "Pad", "Pool", "Tensor", "evaluate", "run_passes"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 from zeroskip.driver.errors import UnsupportedModel
-from zeroskip.host.ir.graph import Act, Add, BatchNorm, Conv, Flatten, Graph, Identity, Linear, Pool, Reduce
+from zeroskip.host.ir.graph import Act, Add, BatchNorm, Conv, Flatten, Graph, Identity, Linear, Pad, Pool, Reduce
 
 
 def _act(x: torch.Tensor, act: str) -> torch.Tensor:
@@ -94,6 +94,9 @@ def evaluate(graph: Graph, x, *, all_tensors: bool = False):
             y = (a - _t(node.mean).reshape(shape)) * scale.reshape(shape) + _t(node.beta).reshape(shape)
         elif isinstance(node, Identity):
             y = a
+        elif isinstance(node, Pad):
+            t, b, left, right = node.pads
+            y = F.pad(a, (left, right, t, b))
         elif isinstance(node, Reduce):
             keep = _raster_keep(a[:, 0] > node.threshold, node.n_max)
             mask = keep.unsqueeze(1).to(a.dtype)

@@ -257,6 +257,29 @@ class BatchNorm(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Pad(Node):
+    """Zero padding of a (C, H, W) map by ``pads`` (top, bottom, left, right)
+    (``nn.ZeroPad2d``, ``F.pad``): merged into the convolution that reads it by a pass."""
+
+    pads: tuple = (0, 0, 0, 0)
+    op: ClassVar[str] = "pad"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "pads", tuple(int(p) for p in self.pads))
+        if len(self.pads) != 4 or min(self.pads) < 0:
+            raise UnsupportedModel(f"{self.describe()}: zero padding must be four non-negative sizes, got {self.pads}")
+
+    def out_tensor(self, ins: list[Tensor]) -> Tensor:
+        (x,) = ins
+        if x.layout != "grid":
+            raise UnsupportedModel(f"{self.describe()}: padding needs a dense (C, H, W) map, gets {x.layout} {x.shape}")
+        c, h, w = x.shape
+        t, b, left, right = self.pads
+        return Tensor(self.output, (c, h + t + b, w + left + right), "grid")
+
+
+@dataclass(frozen=True, eq=False)
 class Identity(Node):
     """No computation (``nn.Identity``, ``nn.Dropout`` at inference): dropped by a pass."""
 

@@ -3,11 +3,14 @@
 Plain frozen dataclasses over numpy arrays (no torch), so the compiler, the golden
 model and the tests can build and inspect models without PyTorch.
 
-Arithmetic (docs/hardware.md, "Arithmetic"): every layer is a stride-1 convolution with
-zero padding over int8 activations; an FC layer has ``kind == "fc"`` and works on the
-previous output flattened in (C, H, W) order. For a non-final layer::
+Arithmetic (docs/hardware.md, "Arithmetic"): every layer is a convolution (stride 1 or 2
+per axis, zero padding per side, groups 1 or depthwise) over int8 activations; an FC layer
+has ``kind == "fc"`` and works on its input flattened in (C, H, W) order. Layers are in
+topological order; a layer reads the previous layer's output unless ``src`` names
+another, and a residual add (``skip``) adds another layer's output, times an int8
+multiplier per channel, into the accumulator. For a non-final layer::
 
-    acc = bias + sum(w * a)                       # int32, exact
+    acc = bias + sum(w * a) [+ skip_mult * skip]  # int32, exact
     y   = (acc * mult + (1 << (shift - 1))) >> shift   # floor shift: round half up
     y   = max(y, 0) if relu
     y   = clip(y, -128, 127)
@@ -45,8 +48,37 @@ class QLayer:
     pool: bool = False
     out_scale: float = 1.0
     name: str = ""
+    # layer-graph fields (docs/hardware.md "Arithmetic"); the defaults are a chain of
+    # stride-1 convolutions with symmetric padding
+    stride: tuple = (1, 1)
+    pads: tuple | None = None        # (top, bottom, left, right); None: ``padding`` on every side
+    groups: int = 1                  # 1, or C_in = C_out (depthwise)
+    src: int | None = None           # index of the layer whose output this layer reads (-1: the input);
+    #                                  None: the previous layer
+    skip: int | None = None          # residual add: index of the layer whose output is added (-1: the input)
+    skip_mult: np.ndarray | None = None  # int8 (C_out,) in [1, 127]: acc += skip_mult[c] * skip[c, y, x]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "stride", (int(self.stride[0]), int(self.stride[1])))
+        if self.pads is None:
+            object.__setattr__(self, "pads", (int(self.padding),) * 4)
+        else:
+            object.__setattr__(self, "pads", tuple(int(p) for p in self.pads))
+            if len(self.pads) != 4 or min(self.pads) < 0:
+                raise ValueError(f"pads must be (top, bottom, left, right) >= 0, got {self.pads}")
+        if any(s not in (1, 2) for s in self.stride):
+            raise ValueError(f"stride must be 1 or 2 per axis, got {self.stride}")
+        if self.kind != "conv" and (self.stride != (1, 1) or self.groups != 1):
+            raise ValueError("stride and groups apply to conv layers")
+        if self.groups != 1 and not (self.groups == self.weight.shape[0] and self.weight.shape[1] == 1):
+            raise ValueError(f"groups must be 1 or C_out with one input channel per group (depthwise), got "
+                             f"groups={self.groups} for weight {self.weight.shape}")
+        if self.skip is not None:
+            sm = None if self.skip_mult is None else np.asarray(self.skip_mult)
+            if self.kind != "conv" or self.pool or self.stride != (1, 1) or sm is None \
+                    or sm.shape != (self.weight.shape[0],) or np.any(sm < 1) or np.any(sm > 127):
+                raise ValueError("a residual add (skip) needs a stride-1 conv without pooling and skip_mult "
+                                 "int (C_out,) in [1, 127]")
         if self.kind not in ("conv", "fc", "sconv"):
             raise ValueError(f"layer kind must be 'conv', 'sconv' or 'fc', got {self.kind!r}")
         if self.kind == "sconv":
@@ -68,7 +100,7 @@ class QLayer:
             raise ValueError("mult must be in [0, 2**16)")
         if np.any(self.shift < SHIFT_MIN) or np.any(self.shift > SHIFT_MAX):
             raise ValueError(f"shift must be in [{SHIFT_MIN}, {SHIFT_MAX}]")
-        if self.kind == "fc" and (self.pool or self.padding):
+        if self.kind == "fc" and (self.pool or any(self.pads)):
             raise ValueError("an fc layer has no pooling or padding")
 
     @property
@@ -77,7 +109,11 @@ class QLayer:
 
     @property
     def c_in(self) -> int:
-        return int(self.weight.shape[1])
+        return int(self.weight.shape[1]) * self.groups
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -153,16 +189,42 @@ class QModel:
             raise ValueError("an input reduce needs sparse layers after it")
         if self.layers[-1].kind != "fc":
             raise ValueError("the last layer must be fully connected (it streams int32 logits)")
-        shape = tuple(int(s) for s in self.input_shape)
         for i, layer in enumerate(self.layers):
-            shape = layer_output_shape(layer, shape, i)
+            for what in ("src", "skip"):
+                j = getattr(layer, what, None)
+                if j is not None and not -1 <= j < i:
+                    raise ValueError(f"layer {i}: {what}={j} must name an earlier layer (or -1, the input)")
+        self.out_shapes()
+
+    def source(self, i: int) -> int:
+        """Index of the layer whose output layer ``i`` reads (-1: the model input)."""
+        src = getattr(self.layers[i], "src", None)
+        return i - 1 if src is None else src
+
+    def is_chain(self) -> bool:
+        return all(self.source(i) == i - 1 and getattr(layer, "skip", None) is None
+                   for i, layer in enumerate(self.layers))
+
+    def out_shapes(self) -> list[tuple[int, ...]]:
+        """Output shape of every layer."""
+        outs: list[tuple[int, ...]] = []
+        inp = tuple(int(s) for s in self.input_shape)
+        for i, layer in enumerate(self.layers):
+            j = self.source(i)
+            shape = layer_output_shape(layer, inp if j < 0 else outs[j], i)
+            k = getattr(layer, "skip", None)
+            if k is not None:
+                sk = inp if k < 0 else outs[k]
+                if sk != shape:
+                    raise ValueError(f"layer {i}: adds a tensor of shape {sk} to its output of shape {shape}")
+            outs.append(shape)
+        return outs
 
     def shapes(self) -> list[tuple[int, ...]]:
-        """Input shape of every layer, then the output shape."""
-        out = [tuple(int(s) for s in self.input_shape)]
-        for i, layer in enumerate(self.layers):
-            out.append(layer_output_shape(layer, out[-1], i))
-        return out
+        """Input shape of every layer, then the output shape (of the last layer)."""
+        outs = self.out_shapes()
+        inp = tuple(int(s) for s in self.input_shape)
+        return [inp if self.source(i) < 0 else outs[self.source(i)] for i in range(len(self.layers))] + [outs[-1]]
 
 
 def layer_output_shape(layer, shape: tuple[int, ...], index: int = 0) -> tuple[int, ...]:
@@ -178,8 +240,10 @@ def layer_output_shape(layer, shape: tuple[int, ...], index: int = 0) -> tuple[i
         if layer.c_in != c:
             raise ValueError(f"layer {index}: conv expects {layer.c_in} input channels, gets {c}")
         kh, kw = layer.kernel
-        ho, wo = h + 2 * layer.padding - kh + 1, w + 2 * layer.padding - kw + 1
-        if ho < 1 or wo < 1:
+        t, b, left, right = getattr(layer, "pads", None) or (layer.padding,) * 4
+        sh, sw = getattr(layer, "stride", (1, 1))
+        ho, wo = (h + t + b - kh) // sh + 1, (w + left + right - kw) // sw + 1
+        if h + t + b < kh or w + left + right < kw:
             raise ValueError(f"layer {index}: kernel {kh}x{kw} larger than padded input {h}x{w}")
         if layer.pool:
             ho, wo = ho // 2, wo // 2

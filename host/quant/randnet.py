@@ -295,3 +295,112 @@ def random_sparse_input(rng: np.random.Generator, qmodel: QModel, n: int, *, fra
         ch0[img, where] = vals
     x[:, 0] = ch0.reshape(int(n), h, w)
     return x.astype(np.int8)
+
+
+def random_graph_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int, int] | None = None,
+                        sparsity: float | None = None, saturate: bool = False, name: str = "random_graph") -> QModel:
+    """A random valid layer-graph QModel with every grid layer kind of the engine:
+    rectangular kernels with asymmetric zero padding, stride 1 or 2 per axis, depthwise
+    convolutions (kernels up to 5×5 and global ones), average and global average pooling
+    (depthwise convolutions of ones), residual adds with an identity or a 1×1 (stride 1 or
+    2) projection shortcut, then 0–1 hidden FC layers and the final FC layer."""
+    if input_shape is None:
+        input_shape = (int(rng.integers(1, 4)), int(rng.integers(5, 15)), int(rng.integers(5, 15)))
+    c, h, w = (int(s) for s in input_shape)
+    layers: list[QLayer] = []
+    shapes: list[tuple] = []   # output shape of every layer
+
+    def add(layer: QLayer, shape) -> int:
+        layers.append(layer)
+        shapes.append(tuple(int(s) for s in shape))
+        return len(layers) - 1
+
+    def draw(shape):
+        s = _sparsity(rng) if sparsity is None else float(sparsity)
+        wq = _weights(rng, shape, s, bool(rng.random() < 0.2), bool(rng.random() < 0.2))
+        return (wq, *_requant(rng, wq, saturate))
+
+    def conv(src: int, c_in: int, hh: int, ww: int, *, depthwise: bool = False, allow_stride: bool = True):
+        while True:
+            kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+            if depthwise and rng.random() < 0.3:
+                kh, kw = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+            if depthwise or kh * kw <= 16:
+                break
+        pads = tuple(int(rng.integers(0, k)) for k in (kh, kh, kw, kw))
+        stride = tuple(int(rng.choice([1, 2])) if allow_stride else 1 for _ in range(2))
+        ho = (hh + pads[0] + pads[1] - kh) // stride[0] + 1
+        wo = (ww + pads[2] + pads[3] - kw) // stride[1] + 1
+        if ho < 1 or wo < 1 or hh + pads[0] + pads[1] < kh or ww + pads[2] + pads[3] < kw:
+            pads, stride, kh, kw = (0, 0, 0, 0), (1, 1), 1, 1
+            ho, wo = hh, ww
+        pool = ho >= 2 and wo >= 2 and rng.random() < 0.25
+        c_out = c_in if depthwise else int(rng.integers(1, MAX_CHANNELS + 1))
+        wq, bias, mult, shift = draw((c_out, 1 if depthwise else c_in, kh, kw))
+        i = add(QLayer("conv", wq, bias, mult, shift, pads=pads, stride=stride, groups=c_out if depthwise else 1,
+                       relu=bool(rng.random() < 0.7), pool=pool, src=src, name=f"conv{len(layers)}"),
+                (c_out, ho // 2 if pool else ho, wo // 2 if pool else wo))
+        return i
+
+    cur = -1
+    for _ in range(int(rng.integers(1, 4))):
+        kind = rng.choice(["conv", "dw", "res", "proj", "avg"])
+        if kind in ("conv", "dw"):
+            cur = conv(cur, c, h, w, depthwise=kind == "dw")
+        elif kind == "avg" and h >= 2 and w >= 2:
+            st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+            mult, shift = (np.full(c, 1 << 14, np.int64), np.full(c, 16, np.int64))
+            cur = add(QLayer("conv", np.ones((c, 1, 2, 2), np.int8), np.zeros(c, np.int32), mult, shift, stride=st,
+                             groups=c, src=cur, name=f"avg{len(layers)}"),
+                      (c, (h - 2) // st[0] + 1, (w - 2) // st[1] + 1))
+        elif kind in ("res", "proj"):
+            # block input cur (c, h, w): a 'same' conv, then a stride-1 'same' conv with the skip
+            skip = cur
+            if kind == "proj":
+                st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+                c_p = int(rng.integers(1, MAX_CHANNELS + 1))
+                wq, bias, mult, shift = draw((c_p, c, 1, 1))
+                skip = add(QLayer("conv", wq, bias, mult, shift, stride=st, relu=False, src=cur,
+                                  name=f"proj{len(layers)}"), (c_p, (h - 1) // st[0] + 1, (w - 1) // st[1] + 1))
+            sc, sh, sw = (c, h, w) if skip == cur else shapes[skip]
+            if skip == cur and skip == -1:
+                sc, sh, sw = c, h, w
+            # main branch: from cur to the skip's shape: a 3×3 conv with the skip's stride
+            st = (1, 1) if kind == "res" else layers[skip].stride
+            wq, bias, mult, shift = draw((sc, c, 3, 3))
+            mid = add(QLayer("conv", wq, bias, mult, shift, pads=(1, 1, 1, 1), stride=st, relu=True, src=cur,
+                             name=f"mid{len(layers)}"), (sc, (h - 1) // st[0] + 1, (w - 1) // st[1] + 1))
+            k = int(rng.choice([1, 3]))
+            wq, bias, mult, shift = draw((sc, sc, k, k))
+            sm = rng.integers(1, 128, size=sc)
+            cur = add(QLayer("conv", wq, bias, mult, shift, pads=(k // 2,) * 4, relu=bool(rng.random() < 0.8),
+                             src=mid, skip=skip, skip_mult=sm, name=f"res{len(layers)}"), (sc, sh, sw))
+        else:
+            continue
+        c, h, w = shapes[cur]
+    if rng.random() < 0.4 and h * w > 1 and w <= 16:
+        n = h * w
+        mult, shift = multiplier_for(1.0 / n)
+        cur = add(QLayer("conv", np.ones((c, 1, h, w), np.int8), np.zeros(c, np.int32), np.full(c, mult, np.int64),
+                         np.full(c, shift, np.int64), groups=c, src=cur, name=f"gap{len(layers)}"), (c, 1, 1))
+        c, h, w = c, 1, 1
+    n_in = c * h * w
+    sizes = [int(rng.integers(1, MAX_FC + 1)) for _ in range(int(rng.integers(0, 2)))]
+    sizes.append(int(rng.integers(1, MAX_OUT + 1)))
+    for i, n_out in enumerate(sizes):
+        wq, bias, mult, shift = draw((n_out, n_in))
+        last = i == len(sizes) - 1
+        if last:
+            mult, shift = np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64)
+        cur = add(QLayer("fc", wq, bias, mult, shift, relu=False if last else bool(rng.random() < 0.7), src=cur,
+                         name=f"fc{i}"), (n_out,))
+        n_in = n_out
+    return QModel(input_shape=(int(input_shape[0]), int(input_shape[1]), int(input_shape[2])), layers=tuple(layers),
+                  name=name, meta={"random": True})
+
+
+def multiplier_for(m: float) -> tuple[int, int]:
+    """(mult, shift) with 16 significant bits of mult for the real multiplier ``m`` < 1."""
+    _, exp = np.frexp(m)
+    shift = int(np.clip(MULT_BITS - exp, SHIFT_MIN, SHIFT_MAX))
+    return int(np.rint(m * 2.0 ** shift)), shift

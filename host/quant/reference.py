@@ -8,7 +8,8 @@ the same loop with an activity mask (N, 1, H, W) beside the map::
 
     reduce (sparse-pixel models): active = x[:, 0] > threshold (int8 compare); keep the
              first n_max active pixels in raster order with all channels, zero the rest
-    conv / sconv: acc = bias + Σ w·a (stride 1, zero padding)           int32, exact
+    conv / sconv: acc = bias + Σ w·a (zero padding per side, stride 1 or 2, groups 1 or
+             depthwise) [+ skip_mult·skip: residual add]                 int32, exact
              y = (acc·M + 2**(S-1)) >> S    arithmetic shift = floor
              y = max(y, 0) if relu;  y = clip(y, -128, 127)
              conv: y = 2×2 max-pool (floor) if pool
@@ -105,10 +106,14 @@ class IntegerReference(nn.Module):
         return (getattr(self, f"w{i}"), getattr(self, f"b{i}").view(shape), getattr(self, f"m{i}").view(shape),
                 getattr(self, f"s{i}").view(shape))
 
-    # one handler a layer kind: (layer, i, a, mask, last) -> (output, mask)
-    def _conv(self, layer, i, a, mask, last):
+    # one handler a layer kind: (layer, i, a, mask, last, skip) -> (output, mask)
+    def _conv(self, layer, i, a, mask, last, skip):
         w, b, m, s = self._params(i, 4)
-        acc = F.conv2d(a.to(torch.float64), w, padding=layer.padding).to(torch.int64) + b
+        t, bo, left, right = layer.pads
+        a = F.pad(a.to(torch.float64), (left, right, t, bo))
+        acc = F.conv2d(a, w, stride=layer.stride, groups=layer.groups).to(torch.int64) + b
+        if skip is not None:            # residual add: skip_mult[c] * skip, inside the accumulator
+            acc = acc + skip * torch.as_tensor(np.asarray(layer.skip_mult, np.int64)).view(1, -1, 1, 1)
         y = requantize_t(acc, m, s, layer.relu)
         if mask is not None:            # sparse (submanifold): outputs only at the active sites
             y = y * mask
@@ -116,14 +121,14 @@ class IntegerReference(nn.Module):
             y = F.max_pool2d(y, 2)      # floor mode: an odd last row / column is dropped
         return y, mask
 
-    def _fc(self, layer, i, a, mask, last):
+    def _fc(self, layer, i, a, mask, last, skip):
         w, b, m, s = self._params(i, 2)
         acc = (a.reshape(a.shape[0], -1).to(torch.float64) @ w.T).to(torch.int64) + b
         if last:
             return acc, None
         return requantize_t(acc, m, s, layer.relu), None
 
-    def _spool(self, layer, i, a, mask, last):
+    def _spool(self, layer, i, a, mask, last, skip):
         return sparse_pool_int(a, mask, layer.mode)
 
     _HANDLERS = {"conv": _conv, "sconv": _conv, "fc": _fc, "spool": _spool}
@@ -139,12 +144,19 @@ class IntegerReference(nn.Module):
             a, mask = red.x.to(torch.int64), red.mask
         else:
             a = x.to(torch.int64)
+        inp, inp_mask = a, mask
         outs: list[torch.Tensor] = []
         masks: list[torch.Tensor | None] = []
+        vals: list[torch.Tensor] = []   # int64 outputs, read by later layers (src, skip)
         n_layers = len(self.qmodel.layers)
         for i, layer in enumerate(self.qmodel.layers):
             last = i == n_layers - 1
-            a, mask = self._HANDLERS[layer.kind](self, layer, i, a, mask, last)
+            j = self.qmodel.source(i)
+            a, mask = (inp, inp_mask) if j < 0 else (vals[j], masks[j])
+            k = getattr(layer, "skip", None)
+            skip = None if k is None else (inp if k < 0 else vals[k])
+            a, mask = self._HANDLERS[layer.kind](self, layer, i, a, mask, last, skip)
+            vals.append(a)
             outs.append(a.to(torch.int32 if last else torch.int8))
             masks.append(mask)
         return outs, masks

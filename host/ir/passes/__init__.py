@@ -36,4 +36,4 @@ def run_passes(graph: Graph, names=None) -> Graph:
 
 from zeroskip.host.ir.passes import drop_identity, fold_bn, fuse  # noqa: E402,F401  (register the passes)
 
-FLOAT_FLOW = ("drop_identity", "fold_bn", "fuse_activation", "fuse_pool")
+FLOAT_FLOW = ("drop_identity", "fold_bn", "fuse_pad", "fuse_activation", "fuse_pool")

@@ -1,7 +1,8 @@
-"""``fuse_activation`` and ``fuse_pool``: make activations and the 2×2 max-pool attributes
+"""``fuse_pad``, ``fuse_activation`` and ``fuse_pool``: make activations and the 2×2 max-pool attributes
 of the node that produces their input, as the engine applies them inline when a row
 completes.
 
+* ``fuse_pad``: zero padding read only by convolutions becomes part of their padding.
 * ``fuse_activation``: ReLU / ReLU6 after a convolution, linear layer or add that has no
   activation yet and no other reader becomes that node's ``act``.
 * ``fuse_pool``: a 2×2 stride-2 max-pool on a grid after a convolution (with its
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from zeroskip.host.ir.graph import Act, Add, Conv, Graph, Linear, Pool
+from zeroskip.host.ir.graph import Act, Add, Conv, Graph, Linear, Pad, Pool
 from zeroskip.host.ir.passes import register
 
 
@@ -55,4 +56,24 @@ def fuse_pool(graph: Graph) -> Graph:
         prod = _sole_producer(graph, node, (Conv,))
         if prod is not None and not prod.pool:
             graph = _merge(graph, prod, node, pool=True)
+    return graph
+
+
+@register("fuse_pad")
+def fuse_pad(graph: Graph) -> Graph:
+    for node in [n for n in graph.nodes if isinstance(n, Pad)]:
+        node = graph.node(node.name)
+        readers = graph.consumers(node.output)
+        if not readers or node.output in graph.outputs or not all(isinstance(r, Conv) for r in readers):
+            continue
+        t, b, left, right = node.pads
+        nodes = []
+        for n in graph.nodes:
+            if n is node:
+                continue
+            if n in readers:
+                pt, pb, pl, pr = n.padding
+                n = replace(n, inputs=node.inputs, padding=(pt + t, pb + b, pl + left, pr + right))
+            nodes.append(n)
+        graph = Graph(graph.inputs, nodes, graph.outputs, graph.name, meta=dict(graph.meta))
     return graph

@@ -1,0 +1,243 @@
+"""Quantise a float layer graph (:mod:`zeroskip.host.ir`, after the float passes) into
+the engine's integer layers (:class:`~zeroskip.host.quant.qmodel.QModel`).
+
+Each node kind maps to engine layers through one table (:data:`LOWER`); the scheme:
+
+- **Input**: ``s_in = max|x| / 127`` over the calibration batch.
+- **Activations**: a tensor's scale comes from its float values on the calibration batch
+  (the graph evaluated in float64): ``max(a) / 127`` after ReLU, ``min(max(a), 6) / 127``
+  after ReLU6 (so the engine's clamp at 127 is the ReLU6 clamp whenever the range reaches
+  6), ``max|a| / 127`` without an activation; ``act_percentile`` < 100 clips outliers.
+- **Weights**: one scale per output channel, ``max|W_c| / 127``, for every layer but the
+  last, which gets one scale (its int32 outputs are the real outputs times one constant).
+  A pruned zero stays 0.
+- **Convolution / linear**: ``acc = bias + Σ w·a``; ``M / 2**S ≈ s_in·s_w[c] / s_out``
+  (16-bit M, round half to even), the engine rounds half up.
+- **Residual add** ``act(conv(x) + skip)``: fused into the convolution, whose row gets
+  one more entry per output pixel reading ``skip`` with weight ``m[c]`` (int8, 1..127). The
+  weight scale is chosen so that ``m[c]·s_in·s_w[c] = s_skip`` exactly:
+  ``m[c] = clip(floor(s_skip / (s_in·max|W_c|/127)), 1, 127)``, ``s_w[c] = s_skip / (m[c]·s_in)``.
+- **Average pooling** k×k stride s (s ≤ 2) and **global average pooling**: a depthwise
+  convolution with weights 1 and ``M / 2**S ≈ 1 / (window size)``, the output keeping the
+  input's scale; the result is ``(Σ·M + 2**(S-1)) >> S``, exactly round-half-up of the
+  mean when the window size is a power of two, within one step otherwise.
+- **Flatten**: no layer; the linear layer after it reads the map in (C, H, W) order.
+
+Nodes the engine cannot run raise :class:`UnsupportedModel` naming the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from zeroskip.driver.errors import UnsupportedModel
+from zeroskip.host.ir.evaluate import evaluate
+from zeroskip.host.ir.graph import Add, Conv, Flatten, Graph, Linear, Pool
+from zeroskip.host.quant.qmodel import SHIFT_MIN, QLayer, QModel
+from zeroskip.host.quant.quantize import (
+    DEFAULT_N_CALIB,
+    _bias_int32,
+    check_accumulator_bound,
+    multiplier_to_mult_shift,
+)
+
+RELU6_MAX = 6.0
+
+
+@dataclass
+class _T:
+    """A quantised tensor: the engine layer that writes it (-1: the input) and its scale."""
+
+    layer: int
+    scale: float
+
+
+def _range(vals: np.ndarray, act: str, percentile: float) -> float:
+    v = vals if act in ("relu", "relu6") else np.abs(vals)
+    v = v.reshape(-1)
+    m = float(v.max()) if percentile >= 100 else float(np.percentile(v, percentile))
+    if act == "relu6":
+        m = min(m, RELU6_MAX)
+    return m
+
+
+def _act_scale(vals: np.ndarray, act: str, percentile: float) -> float:
+    m = _range(vals, act, percentile)
+    return m / 127.0 if m > 0 and np.isfinite(m) else 1.0
+
+
+def _weight_scales(w: np.ndarray, per_channel: bool) -> np.ndarray:
+    absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    if per_channel:
+        return np.where(absmax > 0, absmax / 127.0, 1.0)
+    t = float(absmax.max())
+    return np.full(w.shape[0], t / 127.0 if t > 0 else 1.0)
+
+
+def _fused_adds(graph: Graph) -> dict:
+    """Add node name → (conv node, skip tensor name): the input produced by a stride-1
+    convolution without activation or pool that only the add reads is the main branch."""
+    out = {}
+    for n in graph.nodes:
+        if not isinstance(n, Add):
+            continue
+        for main, other in ((0, 1), (1, 0)):
+            prod = graph.producer(n.inputs[main])
+            if (isinstance(prod, Conv) and prod.act == "none" and not prod.pool and prod.stride == (1, 1)
+                    and len(graph.consumers(prod.output)) == 1 and prod.output not in graph.outputs):
+                out[n.name] = (prod, n.inputs[other])
+                break
+        else:
+            src = [getattr(graph.producer(i), "op", "input") for i in n.inputs]
+            raise UnsupportedModel(f"{n.describe()}: a residual add runs inside the stride-1 convolution that produces "
+                                   "one of its inputs (no activation or pooling between them, no other reader); "
+                                   f"here the inputs come from {src}")
+    return out
+
+
+def quantize_graph(graph: Graph, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act_percentile: float = 100.0,
+                   name: str | None = None, input_scale: float | None = None) -> QModel:
+    """Quantise ``graph`` (float, after :data:`~zeroskip.host.ir.passes.FLOAT_FLOW`) with the
+    first ``n_calib`` calibration inputs ``calib_x`` (N, *input shape)."""
+    if not 0 < act_percentile <= 100:
+        raise ValueError(f"act_percentile must be in (0, 100], got {act_percentile}")
+    (inp,) = graph.inputs
+    if inp.layout == "sites":
+        raise UnsupportedModel(f"graph {graph.name}: sparse-pixel graphs use the sparse-pixel quantiser")
+    x = np.asarray(calib_x, dtype=np.float64)[:n_calib]
+    if x.ndim < 2 or tuple(x.shape[1:]) != inp.shape:
+        raise ValueError(f"calibration inputs have shape {tuple(x.shape)}, expected (N, *{inp.shape})")
+    if x.shape[0] == 0:
+        raise ValueError("no calibration inputs: pass at least one")
+    if input_scale is None:
+        x_max = float(np.abs(x).max())
+        if not np.isfinite(x_max) or x_max == 0:
+            raise ValueError(f"calibration inputs have max|x| = {x_max}; need finite, non-zero data")
+        input_scale = x_max / 127.0
+    vals = evaluate(graph, x, all_tensors=True)
+    fused = _fused_adds(graph)
+    deferred = {conv.name for conv, _ in fused.values()}
+    tensors: dict[str, _T] = {inp.name: _T(-1, float(input_scale))}
+    layers: list[QLayer] = []
+    last_node = graph.nodes[-1] if graph.nodes else None
+    if not isinstance(last_node, Linear) or last_node.act != "none" or graph.outputs != [last_node.output]:
+        raise UnsupportedModel(f"graph {graph.name}: the last node must be a linear layer without activation (the "
+                               "engine streams its int32 outputs); a trailing Softmax is applied on the host")
+
+    pools: dict[int, str] = {}   # engine layers that are pooling (weights of ones, not model weights)
+
+    def emit(layer: QLayer, out: str, scale: float) -> None:
+        check_accumulator_bound(layer, len(layers))
+        layers.append(layer)
+        tensors[out] = _T(len(layers) - 1, scale)
+
+    for node in graph.nodes:
+        if node.name in deferred:
+            continue
+        if isinstance(node, Flatten):
+            src = tensors[node.inputs[0]]
+            tensors[node.output] = src
+            continue
+        last = node is last_node
+        if isinstance(node, Add):
+            conv, skip_name = fused[node.name]
+            layer, scale = _conv_layer(conv, tensors, vals, act_percentile, out_name=node.output, act=node.act,
+                                       skip=tensors[skip_name], name=f"{conv.name}+{node.name}")
+            emit(layer, node.output, scale)
+        elif isinstance(node, Conv):
+            layer, scale = _conv_layer(node, tensors, vals, act_percentile, out_name=node.output, act=node.act)
+            emit(layer, node.output, scale)
+        elif isinstance(node, Linear):
+            layer, scale = _linear_layer(node, tensors, vals, act_percentile, last)
+            emit(layer, node.output, scale)
+        elif isinstance(node, Pool):
+            layer, scale = _pool_layer(node, graph, tensors)
+            emit(layer, node.output, scale)
+            pools[len(layers) - 1] = node.kind
+        else:
+            raise UnsupportedModel(f"{node.describe()}: op {node.op!r} cannot run here (an activation or pool must "
+                                   "follow the layer that produces its input, with no other reader)")
+    shape = inp.shape if len(inp.shape) == 3 else (inp.shape[0], 1, 1)
+    meta = {"n_calib": int(x.shape[0]), "act_percentile": float(act_percentile), "rounding": "half_to_even",
+            "quantiser": "graph", "head": graph.meta.get("head"), "pool_layers": pools}
+    return QModel(input_shape=shape, layers=tuple(layers), input_scale=float(input_scale),
+                  name=name or graph.name, meta=meta)
+
+
+def _src(node, tensors: dict) -> _T:
+    return tensors[node.inputs[0]]
+
+
+def _mult_shift(node, m: np.ndarray):
+    try:
+        return multiplier_to_mult_shift(m)
+    except ValueError as e:
+        raise UnsupportedModel(f"{node.describe()}: {e}") from None
+
+
+def _conv_layer(node: Conv, tensors: dict, vals: dict, pct: float, *, out_name: str, act: str,
+                skip: _T | None = None, name: str | None = None) -> tuple[QLayer, float]:
+    if node.dilation != (1, 1):
+        raise UnsupportedModel(f"{node.describe()}: dilation {node.dilation} is not supported (dilation 1 only)")
+    c_in = node.weight.shape[1] * node.groups
+    if node.groups not in (1, c_in) or (node.groups > 1 and node.c_out != c_in):
+        raise UnsupportedModel(f"{node.describe()}: groups={node.groups} is not supported (groups 1, or depthwise: "
+                               "groups = input channels = output channels)")
+    if any(s not in (1, 2) for s in node.stride):
+        raise UnsupportedModel(f"{node.describe()}: stride {node.stride} is not supported (1 or 2 per axis)")
+    src = _src(node, tensors)
+    w = node.weight.astype(np.float64)
+    s_w = _weight_scales(w, per_channel=True)
+    s_out = _act_scale(vals[out_name], act, pct)
+    skip_mult = None
+    if skip is not None:
+        ratio = skip.scale / (src.scale * s_w)
+        skip_mult = np.clip(np.floor(ratio), 1, 127).astype(np.int64)
+        s_w = skip.scale / (skip_mult * src.scale)
+    q = np.clip(np.rint(w / s_w.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
+    bias = _bias_int32(node.bias.astype(np.float64), src.scale * s_w, node.name)
+    mult, shift = _mult_shift(node, src.scale * s_w / s_out)
+    layer = QLayer(kind="conv", weight=q, bias=bias, mult=mult, shift=shift, pads=node.padding,
+                   padding=max(node.padding), stride=node.stride, groups=node.groups, relu=act in ("relu", "relu6"),
+                   pool=node.pool, out_scale=s_out, name=name or node.name, src=src.layer,
+                   skip=None if skip is None else skip.layer, skip_mult=skip_mult)
+    return layer, s_out
+
+
+def _linear_layer(node: Linear, tensors: dict, vals: dict, pct: float, last: bool) -> tuple[QLayer, float]:
+    src = _src(node, tensors)
+    w = node.weight.astype(np.float64)
+    s_w = _weight_scales(w, per_channel=not last)
+    q = np.clip(np.rint(w / s_w.reshape(-1, 1)), -127, 127).astype(np.int8)
+    bias = _bias_int32(node.bias.astype(np.float64), src.scale * s_w, node.name)
+    if last:
+        mult = np.ones(q.shape[0], np.int64)
+        shift = np.full(q.shape[0], SHIFT_MIN, np.int64)
+        s_out = float(src.scale * s_w[0])
+    else:
+        s_out = _act_scale(vals[node.output], node.act, pct)
+        mult, shift = _mult_shift(node, src.scale * s_w / s_out)
+    layer = QLayer(kind="fc", weight=q, bias=bias, mult=mult, shift=shift, relu=node.act in ("relu", "relu6"),
+                   out_scale=s_out, name=node.name, src=src.layer)
+    return layer, s_out
+
+
+def _pool_layer(node: Pool, graph: Graph, tensors: dict) -> tuple[QLayer, float]:
+    src = _src(node, tensors)
+    c, h, w = graph.tensors[node.inputs[0]].shape
+    if node.kind == "max":
+        raise UnsupportedModel(f"{node.describe()}: a max-pool runs fused into the convolution before it (2x2, "
+                               "stride 2, that convolution having no other reader)")
+    if node.kind == "global_avg":
+        kh, kw, stride = h, w, (1, 1)
+    else:
+        (kh, kw), stride = node.kernel, node.stride
+        if any(s not in (1, 2) for s in stride):
+            raise UnsupportedModel(f"{node.describe()}: average pooling with stride {stride} (1 or 2 per axis)")
+    n = kh * kw
+    weight = np.ones((c, 1, kh, kw), np.int8)
+    mult, shift = _mult_shift(node, np.full(c, 1.0 / n))
+    layer = QLayer(kind="conv", weight=weight, bias=np.zeros(c, np.int32), mult=mult, shift=shift, stride=stride,
+                   groups=c, relu=False, out_scale=src.scale, name=node.name, src=src.layer)
+    return layer, src.scale
