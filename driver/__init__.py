@@ -24,8 +24,10 @@ from .errors import (
     UnsupportedModel,
     ZeroSkipError,
 )
+from .predict import Model
 from .program import HwConfig
 
 __all__ = ["BuildError", "BundleError", "CompileError", "ConfigMismatch", "DmaTimeout", "EngineError", "HwConfig",
+           "Model",
            "OverlayError", "OverlayStuck", "ProgramError", "ProgramInfo", "RunResult", "SimError", "SynthError",
            "TransferTooLarge", "UnsupportedModel", "ZeroSkip", "ZeroSkipError", "board_available", "open_backend"]

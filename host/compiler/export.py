@@ -98,11 +98,13 @@ def _write(folder: Path, name: str, data: bytes | str) -> None:
 
 
 def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.ndarray, expected: np.ndarray,
-                  labels: np.ndarray | None = None, info: dict | None = None, input_mode: str = "sites") -> Path:
+                  labels: np.ndarray | None = None, info: dict | None = None, input_mode: str = "sites",
+                  input_shape: tuple | None = None) -> Path:
     """Compile ``model`` (sparse and dense) and write the bundle to ``out_dir``.
 
     ``inputs``: int8 (N, C, H, W) test images; ``expected``: int32 (N, n_out) from the
-    integer reference. Returns the bundle path."""
+    integer reference; ``input_shape``: the shape users feed (e.g. (F,) for an MLP whose
+    engine input is (F, 1, 1)). Returns the bundle path."""
     out_dir = Path(out_dir)
     inputs = np.asarray(inputs)
     expected = np.asarray(expected)
@@ -134,7 +136,9 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
         manifest = {
             "format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "program_format_version": C.FORMAT_VERSION,
             "zeroskip_version": zeroskip.__version__, "hw": hw.to_dict(), "ip_vlnv": C.VLNV,
-            "model": {"name": model.name, "input_scale": model.input_scale, **(info or {})},
+            "model": {"name": model.name, "input_scale": model.input_scale,
+                      "output_scale": float(model.layers[-1].out_scale), "head": model.meta.get("head"),
+                      "input_shape": [int(s) for s in (input_shape or model.input_shape)], **(info or {})},
             "input_layout": prog.meta["input_layout"], "n_out": int(prog.n_out), "n_samples": int(inputs.shape[0]),
             "predicted": program_stats(model, prog, dense, hw, packed), "files": files,
         }
