@@ -1,8 +1,9 @@
 """``zeroskip`` command line.
 
-Commands that train (``demo``, ``train``, ``export``, ``sweep``, ``bench``) need the
-``host`` extra (torch); ``run BUNDLE`` needs only numpy (+ pynq on the board), so torch is
-imported lazily, inside the commands that use it.
+Commands that train or import models (``demo``, ``train``, ``export``, ``sweep``,
+``bench``, ``convert``) need the ``host`` extra (torch); ``run BUNDLE`` and ``predict
+BUNDLE x.npy`` need only numpy (+ pynq on the board), so torch is imported lazily, inside
+the commands that use it.
 """
 
 from __future__ import annotations
@@ -255,6 +256,182 @@ def cmd_bench(args) -> int:
     return 0
 
 
+# -- bring your own model: convert and predict ------------------------------------------------
+
+def _load_array(path: str, option: str):
+    """An ``.npy`` file named by ``option``: a numeric array, or a one-line error."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"{option} {p}: no such file")
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise CliError(f"{option} {p}: not a readable .npy array ({e})") from None
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiub":
+        raise CliError(f"{option} {p}: expected a numeric array, got dtype {getattr(a, 'dtype', type(a).__name__)}")
+    return a
+
+
+def _bundle_out(args) -> Path:
+    """``--out`` of ``convert``: a new folder or an earlier bundle (replaced), never a file
+    or a folder of other things (the export replaces the folder as a whole)."""
+    out = Path(args.out)
+    if out.exists():
+        if not out.is_dir():
+            raise CliError(f"--out {out}: is a file, not a folder")
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
+            raise CliError(f"--out {out}: a folder that is not empty and not a bundle; the export replaces the "
+                           "folder as a whole: name a new folder")
+    return out
+
+
+def _read_model(spec: str, weights: str | None):
+    """``MODEL`` on the command line → what ``convert`` takes; unreadable files and bad
+    factories are one-line errors here, before any conversion."""
+    from zeroskip.host.conversion import load_model
+
+    try:
+        model = load_model(spec, weights)
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(str(e)) from None
+    except Exception as e:  # the user's factory, or torch.load / load_state_dict of --weights
+        what = f"--weights {weights}" if weights else spec
+        raise CliError(f"{what}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                       ) from None
+    if isinstance(model, Path):
+        try:
+            if model.suffix.lower() == ".onnx":
+                import onnx
+
+                onnx.load(str(model), load_external_data=False)
+            else:
+                import torch
+
+                torch.export.load(str(model))
+        except Exception as e:
+            kind = "ONNX model" if model.suffix.lower() == ".onnx" else "torch.export program (.pt2)"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CliError(f"{model}: not a readable {kind} ({first})") from None
+    else:
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            raise CliError(f"{spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        model.eval()
+    return model
+
+
+def cmd_convert(args) -> int:
+    import numpy as np
+
+    from zeroskip.host.conversion import CLOCK_MHZ, convert
+
+    if args.sparsity is not None and not 0.0 <= args.sparsity < 1.0:
+        raise CliError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    out = _bundle_out(args)
+    calib = _load_array(args.calib, "--calib")
+    x_test = _load_array(args.test, "--test") if args.test else None
+    labels = None
+    if args.labels:
+        if x_test is None:
+            raise CliError("--labels are the classes of the --test inputs: give --test too")
+        labels = _load_array(args.labels, "--labels")
+        if labels.ndim != 1 or labels.shape[0] != x_test.shape[0] or labels.dtype.kind not in "iub":
+            raise CliError(f"--labels {args.labels}: expected {x_test.shape[0]} integer class labels (one per "
+                           f"--test input), got {labels.dtype} {labels.shape}")
+    if x_test is not None and tuple(x_test.shape[1:]) != tuple(calib.shape[1:]):
+        raise CliError(f"--test {args.test}: inputs of shape {x_test.shape}, the calibration data is "
+                       f"{calib.shape}: give (N, {', '.join(map(str, calib.shape[1:]))})")
+    model = _read_model(args.model, args.weights)
+    t = time.perf_counter()
+    from zeroskip.driver.errors import ZeroSkipError
+
+    try:
+        conv = convert(model, calib, sparsity=args.sparsity, lanes=args.lanes, name=args.name)
+    except ZeroSkipError:       # UnsupportedModel, CompileError: their own one-line message
+        raise
+    except (ValueError, TypeError) as e:    # calibration data of the wrong shape for the model, ...
+        raise CliError(f"{args.model}: {e}") from None
+    _log(args, conv.report(CLOCK_MHZ))
+    _log(args, f"converted in {time.perf_counter() - t:.1f} s")
+    if x_test is not None:
+        try:
+            a = conv.agreement(x_test)
+        except ValueError as e:
+            raise CliError(f"--test {args.test}: {e}") from None
+        _log(args, f"int8 vs float on {a['n']} --test inputs: argmax agreement {a['argmax_agreement']:.2%}, "
+                   f"relative L2 error {a['rel_l2']:.3g}")
+        if labels is not None:
+            yf = np.asarray(conv.predict_float(x_test)).argmax(1)
+            yq = conv.predict(x_test).argmax(1)
+            _log(args, f"accuracy on the --labels: float {np.mean(yf == labels):.2%}, int8 {np.mean(yq == labels):.2%}")
+    if not conv.fits:
+        raise CliError(f"{args.model} does not fit the overlay (LANES={conv.hw.lanes}): {conv.fit_error}; "
+                       "nothing written")
+    path = conv.export(out, test_inputs=x_test, labels=labels)
+    n = (x_test if x_test is not None else conv.meta["calib_sample"]).shape[0]
+    _log(args, f"bundle: {path} ({n} test inputs with their expected outputs)")
+    _log(args, f"run it: zeroskip predict {path} x.npy [--backend auto|model|sim|board]   "
+               f"(check it: zeroskip run {path} --backend model)")
+    return 0
+
+
+def _check_inputs(x, input_shape: tuple, path: str):
+    """``x`` as (N, *input_shape) float, or a one-line error (before any backend opens)."""
+    import numpy as np
+
+    if tuple(x.shape) == tuple(input_shape):
+        x = x[None]
+    if x.ndim != len(input_shape) + 1 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise CliError(f"{path}: inputs of shape {tuple(x.shape)}; this model takes (N, "
+                       f"{', '.join(map(str, input_shape))}) (or one sample of shape {tuple(input_shape)})")
+    if x.shape[0] == 0:
+        raise CliError(f"{path}: no inputs (N = 0)")
+    if not np.all(np.isfinite(x.astype(np.float64))):
+        bad = int(np.count_nonzero(~np.isfinite(x.astype(np.float64))))
+        raise CliError(f"{path}: {bad} NaN or infinite values; the engine takes finite numbers")
+    return x
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    from zeroskip.driver import Model
+    from zeroskip.driver.bundle import load_bundle
+
+    bdir = Path(args.bundle)
+    if not bdir.is_dir():
+        raise CliError(f"{bdir}: not a bundle folder (from zeroskip convert)")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise CliError(f"--out {out}: is a folder; name the .npy file to write")
+    x = _load_array(args.inputs, "inputs")
+    bundle = load_bundle(bdir)
+    meta = bundle.manifest.get("model", {})
+    shape = tuple(int(s) for s in meta.get("input_shape", bundle.input_layout["shape"]))
+    x = _check_inputs(x, shape, args.inputs)
+    t = time.perf_counter()
+    with Model(bundle, backend=args.backend, simulator=args.simulator, batch_size=args.batch,
+               quiet=args.quiet) as m:
+        t_open = time.perf_counter() - t
+        y = m.predict(x, progress=not args.quiet)
+        last = m.last
+    _log(args, f"model {meta.get('name', '?')} on {m.backend} (opened in {t_open:.1f} s): {last}")
+    if not args.quiet:
+        k = min(args.show, y.shape[0])
+        what = "classes" if y.shape[1] > 1 else "outputs"
+        vals = y.argmax(1)[:k].tolist() if y.shape[1] > 1 else [float(v) for v in y[:k, 0]]
+        print(f"{what} of the first {k} of {y.shape[0]} inputs (argmax): {vals}" if y.shape[1] > 1
+              else f"{what} of the first {k} of {y.shape[0]} inputs: {vals}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, y)
+        _log(args, f"outputs ({y.shape[0]}, {y.shape[1]}) float{' (softmax)' if m.head == 'softmax' else ''}: "
+                   f"{out if out.suffix == '.npy' else str(out) + '.npy'}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, backend: bool = False) -> None:
@@ -312,6 +489,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sim", action="store_true", help="skip the RTL simulation throughput figures")
     p.add_argument("--no-sparse", action="store_true", help="skip the sparse-pixel figures")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("convert", help="your own model (.onnx, .pt2 or package.module:factory) → report and bundle",
+                       description="Import, prune (optional), quantise to int8 and compile a model for the overlay; "
+                                   "print the per-layer report and the fit; write the bundle when it fits.")
+    p.add_argument("model", metavar="MODEL", help="file.onnx, file.pt2 or package.module:factory (a callable "
+                                                  "returning an nn.Module)")
+    p.add_argument("--calib", required=True, help="calibration inputs: float .npy, (N, C, H, W) or (N, F)")
+    p.add_argument("--sparsity", type=float, default=None,
+                   help="prune globally by magnitude to this fraction of zeros first (default: keep the model)")
+    p.add_argument("--test", default=None, help="test inputs .npy: int8-vs-float agreement, and the bundle's "
+                                                "test inputs (default: 16 calibration inputs)")
+    p.add_argument("--labels", default=None, help="class labels .npy of the --test inputs (accuracy, labels.npy)")
+    p.add_argument("--weights", default=None, help="state_dict file to load into a package.module:factory model")
+    p.add_argument("--lanes", type=int, default=8, choices=(4, 8, 16), help="engine MAC lanes (default 8)")
+    p.add_argument("--name", default=None, help="model name in the report and the bundle")
+    p.add_argument("--out", required=True, help="bundle folder to write (new, or an earlier bundle: replaced)")
+    p.add_argument("--quiet", action="store_true", help="no report")
+    p.set_defaults(func=cmd_convert)
+    p = sub.add_parser("predict", help="run a bundle on float inputs (.npy) and save its float outputs",
+                       description="Quantise the inputs, run them on the backend, dequantise (and apply the "
+                                   "model's softmax); print the timing and the first classes.")
+    p.add_argument("bundle", help="bundle folder (from zeroskip convert)")
+    p.add_argument("inputs", metavar="x.npy", help="float inputs (N, *the model's input shape)")
+    p.add_argument("--backend", default="auto", choices=("auto", "board", "sim", "model"),
+                   help="auto = board when pynq and the overlay are present, else sim")
+    p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"),
+                   help="RTL simulator for the sim backend (default verilator)")
+    p.add_argument("--out", default=None, help="write the outputs (N, n_out) float to this .npy file")
+    p.add_argument("--batch", type=_count(1), default=None, help="images per DMA transfer (default: as many as fit)")
+    p.add_argument("--show", type=_count(0), default=10, help="classes printed (default: the first 10)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or printout")
+    p.set_defaults(func=cmd_predict)
     return ap
 
 
