@@ -24,7 +24,7 @@ from .program import F_AVG, F_MAXRED, GROUP_END, HwConfig, Program, decode_progr
 BUNDLE_FORMAT = "zeroskip-bundle"
 BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
-REQUIRED = ("program.bin", "program_dense.bin", "inputs.npy", "expected.npy", "weights_indices.bin",
+REQUIRED = ("program.bin", "inputs.npy", "expected.npy", "weights_indices.bin",
             "weights_values.bin", "weights_metadata.json", "weight_store.hex", "program.hex")
 
 
@@ -44,9 +44,9 @@ class Bundle:
     manifest: dict
     hw: HwConfig
     program_beats: np.ndarray
-    dense_beats: np.ndarray
+    dense_beats: np.ndarray | None   # None: the dense-mode program does not fit the overlay
     program: Program
-    dense_program: Program
+    dense_program: Program | None
     inputs: np.ndarray  # int8 (N, C, H, W)
     expected: np.ndarray  # int32 (N, n_out)
     labels: np.ndarray | None = None
@@ -69,7 +69,8 @@ def pack_inputs(x_int8: np.ndarray, layout: dict):
     """int8 images (N, C, H, W) → what the engine's input port takes.
 
     Dense layouts (and the hardware-reduce mode): uint8 (N, in_bytes) — H and W zero-padded
-    (``pads`` top, bottom, left, right, or ``pad`` on every side) and flattened.
+    (``pads`` top, bottom, left, right, or ``pad`` on every side) and flattened in
+    ``order`` (``chw``, or ``hcw``: each padded row of every channel in turn).
     Pre-reduced sparse-pixel layouts (``mode == "sites"``): a list
     of uint64 beat arrays, one per image (:func:`pack_sites`)."""
     x = np.asarray(x_int8)
@@ -81,6 +82,11 @@ def pack_inputs(x_int8: np.ndarray, layout: dict):
         return pack_sites(x, int(layout["threshold"]), int(layout["n_max"]))
     t, b, left, right = layout_pads(layout)
     x = np.pad(x, ((0, 0), (0, 0), (t, b), (left, right)))
+    order = layout.get("order", "chw")
+    if order == "hcw":      # rows of all channels one after the other (docs/hardware.md)
+        x = np.ascontiguousarray(x.transpose(0, 2, 1, 3))
+    elif order != "chw":
+        raise ValueError(f"input layout order must be 'chw' or 'hcw', got {order!r}")
     out = x.reshape(x.shape[0], -1).view(np.uint8)
     if out.shape[1] != int(layout["in_bytes"]):
         raise ValueError(f"packed image has {out.shape[1]} bytes, layout says {layout['in_bytes']}")
@@ -182,9 +188,14 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
     except (KeyError, TypeError, ValueError) as e:
         raise BundleError(f"{mpath}: bad hardware config 'hw' ({e}); re-export the bundle") from None
     beats = read_beats(path / "program.bin")
-    dense = read_beats(path / "program_dense.bin")
+    dense = read_beats(path / "program_dense.bin") if "program_dense.bin" in files else None
+    if dense is None and man.get("dense_program", {}).get("included", True):
+        raise BundleError(f"{mpath}: manifest lists no program_dense.bin; re-export the bundle")
     progs = []
     for nm, b in (("program.bin", beats), ("program_dense.bin", dense)):
+        if b is None:
+            progs.append(None)
+            continue
         try:
             progs.append(decode_program(b, hw))
         except ProgramError as e:
@@ -255,17 +266,42 @@ def _check_derived(path: Path, beats: np.ndarray, prog: Program, hw: HwConfig) -
         if lp.desc.flags & (F_MAXRED | F_AVG):  # sparse pooling: window entries, no model weights
             continue
         shape = lm.get("shape") or []
-        taps = int(np.prod(shape[2:])) if len(shape) == 4 else 1
+        skip = lm.get("skip_mult")
         rows = _row_weights(lp)
-        if len(lm["channel_segments"]) != len(rows):
+        if len(lm["channel_segments"]) != len(rows) or (skip is not None and len(skip) != len(rows)):
             raise BundleError(f"{p}: layer {li} has {len(lm['channel_segments'])} channels, program.bin "
                               f"{len(rows)}; {fix}")
-        tmask = (1 << lp.desc.tb) - 1
         for c, (seg, (ks, ws)) in enumerate(zip(lm["channel_segments"], rows)):
             o, n = int(seg[0]), int(seg[1])
-            pos = (ks >> lp.desc.tb) * taps + (ks & tmask)
-            if n != ks.size or not (np.array_equal(idx[o:o + n], pos) and np.array_equal(val[o:o + n], ws)):
+            pos, is_skip = entry_positions(ks, lp.desc.tb, shape, skip is not None)
+            if skip is not None:
+                if not (np.count_nonzero(is_skip) == 1 and int(ws[is_skip][0]) == int(skip[c])):
+                    raise BundleError(f"{names}: layer {li} channel {c}: the residual entry of program.bin differs "
+                                      f"from skip_mult in weights_metadata.json; {fix}")
+                pos, ws = pos[~is_skip], ws[~is_skip]
+            order = np.argsort(pos, kind="stable")   # program order is index order only per virtual channel
+            pos, ws = pos[order], ws[order]
+            if n != pos.size or not (np.array_equal(idx[o:o + n], pos) and np.array_equal(val[o:o + n], ws)):
                 raise BundleError(f"{names}: layer {li} channel {c} differs from the weights in program.bin; {fix}")
+
+
+def entry_positions(ks: np.ndarray, tb: int, shape, skip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Weight positions (c·K_h·K_w + ky·K_w + kx, or the FC input index) of a row's entry
+    indices ``k`` (docs/hardware.md "Activation memory"), and which entries are the
+    residual add's. The compiler's rule picks the index space: the tap table when the taps
+    (and the residual entry) fit in 16, else one virtual channel per kernel row — ``ky``
+    for a kernel on one input channel (depthwise), ``ky·C + c`` on an hcw input."""
+    ks = np.asarray(ks, np.int64)
+    if len(shape) != 4:
+        return ks, np.zeros(ks.shape, bool)
+    c_in, kh, kw = (int(s) for s in shape[1:])
+    v, t = ks >> tb, ks & ((1 << tb) - 1)
+    if kh * kw + int(skip) <= 16:
+        return v * kh * kw + t, t == kh * kw
+    if c_in == 1:
+        return v * kw + t, np.zeros(ks.shape, bool)
+    ky, c = v // c_in, v % c_in
+    return c * kh * kw + ky * kw + t, t == kw
 
 
 def _row_weights(lp) -> list:

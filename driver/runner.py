@@ -71,7 +71,10 @@ def step_timings(res) -> dict:
 
 def predicted_cycles(bundle: Bundle, packed, dense: bool = False) -> float:
     """Golden-model CYCLES − STALL per image for exactly these images (data-dependent in
-    sparse-pixel mode, constant otherwise)."""
+    sparse-pixel mode, constant otherwise). A bundle without a dense-mode program (it does
+    not fit the overlay) gives the export's prediction for it."""
+    if dense and bundle.dense_beats is None:
+        return float(bundle.manifest["predicted"]["cycles_dense"])
     eng = GoldenEngine(bundle.hw)
     eng.load(bundle.dense_beats if dense else bundle.program_beats)
     eng.run_images(packed)
@@ -106,11 +109,16 @@ def run_bundle(bundle: Bundle, backend: str = "auto", *, simulator: str = "veril
         acc = None
         if bundle.labels is not None:
             acc = float(np.mean(res.outputs.argmax(axis=1) == bundle.labels[:n]))
-        nd = min(n, dense_samples)
-        drv.load_program(bundle.dense_beats, manifest_hw=bundle.hw)
-        dres = drv.run(_slice(packed, nd), batch_size=batch_size)
-        dmis = int(np.count_nonzero(dres.outputs != exp[:nd]))
-        drv.load_program(bundle.program_beats, manifest_hw=bundle.hw)  # leave the sparse program loaded
+        nd = min(n, dense_samples) if bundle.dense_beats is not None else 0
+        if nd:
+            drv.load_program(bundle.dense_beats, manifest_hw=bundle.hw)
+            dres = drv.run(_slice(packed, nd), batch_size=batch_size)
+            dmis = int(np.count_nonzero(dres.outputs != exp[:nd]))
+            drv.load_program(bundle.program_beats, manifest_hw=bundle.hw)  # leave the sparse program loaded
+            cycles_dense = dres.total_cycles / nd
+        else:   # no dense-mode program in the bundle: its cycles are the export's prediction
+            dmis = 0
+            cycles_dense = predicted_cycles(bundle, packed, dense=True)
         timings = {"open_backend_s": t_open, "load_program_s": t_load, "run_wall_s": wall,
                    "batch_size": batch_size, "batches": int(len(res.cycles))}
         timings.update(step_timings(res))
@@ -128,9 +136,9 @@ def run_bundle(bundle: Bundle, backend: str = "auto", *, simulator: str = "veril
         return BundleRun(
             backend=getattr(be, "kind", backend), outputs=res.outputs, mismatches=int(np.count_nonzero(diff)),
             max_abs_diff=int(diff.max()) if diff.size else 0, accuracy_hw=acc,
-            cycles_sparse=res.total_cycles / n, cycles_dense=dres.total_cycles / nd,
+            cycles_sparse=res.total_cycles / n, cycles_dense=cycles_dense,
             cycles_predicted=predicted_cycles(bundle, packed),
-            cycles_dense_predicted=predicted_cycles(bundle, _slice(packed, nd), dense=True),
+            cycles_dense_predicted=predicted_cycles(bundle, _slice(packed, max(nd, 1)), dense=True),
             macs_sparse=float(np.sum(res.macs)) / n, n_samples=n, n_dense_samples=nd, dense_mismatches=dmis,
             timings=timings, sim=sim)
     finally:

@@ -110,18 +110,22 @@ def _import(model, input_shape: tuple, name: str | None) -> tuple[Graph, object]
             from zeroskip.host.frontends import from_onnx
             return from_onnx(p, input_shape=input_shape, name=name or p.stem), p
         if p.suffix.lower() == ".pt2":
+            # an exported program is a graph of aten ops: it goes through ONNX
+            import tempfile
+
             import torch
             ep = torch.export.load(str(p))
-            module = ep.module()
-            from zeroskip.host.frontends import from_torch
-            try:
-                return from_torch(module, input_shape, name=name or p.stem), module
-            except UnsupportedModel:
-                # an exported program is a graph of aten ops: go through ONNX
-                onnx_path = p.with_suffix(".zeroskip.onnx")
-                torch.onnx.export(ep, (torch.zeros(1, *input_shape),), str(onnx_path), dynamo=True)
-                from zeroskip.host.frontends import from_onnx
-                return from_onnx(onnx_path, input_shape=input_shape, name=name or p.stem), module
+            ex = getattr(ep, "example_inputs", None)
+            example = ex[0][0] if ex and ex[0] else torch.zeros(1, *input_shape)
+            if tuple(example.shape[1:]) != tuple(input_shape):
+                raise ValueError(f"{p}: exported for inputs {tuple(example.shape)}, the calibration data is "
+                                 f"(N, *{tuple(input_shape)})")
+            from zeroskip.host.frontends import from_onnx
+            with tempfile.TemporaryDirectory() as tmp:
+                onnx_path = Path(tmp) / f"{p.stem}.onnx"
+                torch.onnx.export(ep, (torch.zeros_like(example),), str(onnx_path), dynamo=True)
+                graph = from_onnx(onnx_path, input_shape=input_shape, name=name or p.stem)
+            return graph, _FixedBatch(ep.module(), int(example.shape[0]))
         raise ValueError(f"{model}: model files must be .onnx or .pt2")
     import torch
     if not isinstance(model, torch.nn.Module):
@@ -129,6 +133,25 @@ def _import(model, input_shape: tuple, name: str | None) -> tuple[Graph, object]
     module = copy.deepcopy(model).eval()
     from zeroskip.host.frontends import from_torch
     return from_torch(module, input_shape, name=name or type(model).__name__), module
+
+
+class _FixedBatch:
+    """An exported program traced for a fixed batch size, callable on any batch (padded
+    chunks): the import check's view of a ``.pt2`` model."""
+
+    def __init__(self, module, batch: int):
+        self.module, self.batch = module, batch
+
+    def __call__(self, x):
+        import torch
+        outs = []
+        for i in range(0, x.shape[0], self.batch):
+            chunk = x[i:i + self.batch]
+            n = chunk.shape[0]
+            if n < self.batch:
+                chunk = torch.cat([chunk, chunk[-1:].expand(self.batch - n, *chunk.shape[1:])])
+            outs.append(self.module(chunk)[:n])
+        return torch.cat(outs)
 
 
 @dataclass
@@ -312,7 +335,7 @@ def convert(model, calib, *, sparsity: float | None = None, lanes: int = 8, hw: 
     y_src = _source_outputs(source, xs)
     if y_src is not None:
         y_ir = np.asarray(evaluate(graph, xs), np.float64)
-        if graph.meta.get("head") and isinstance(source, (str, Path)):
+        if graph.meta.get("head"):   # the source's output has its trailing Softmax applied
             y_ir = apply_head(y_ir, graph.meta["head"])
         if y_ir.shape != y_src.shape:
             raise UnsupportedModel(f"{graph.name}: the imported graph outputs {y_ir.shape}, the model {y_src.shape}")

@@ -22,8 +22,9 @@ from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
 HOST_DIR = Path(__file__).resolve().parent
 # the sources a trained model depends on: the cache key hashes them
 MODEL_SOURCES = ("data/datasets.py", "data/detector.py", "models/cnn.py", "models/sparse.py", "training/train.py",
-                 "training/prune.py", "quant/quantize.py", "quant/qmodel.py", "quant/quantize_sparse.py",
-                 "quant/reference.py")
+                 "training/prune.py", "quant/quantize.py", "quant/graph_quant.py", "quant/qmodel.py",
+                 "quant/quantize_sparse.py", "quant/reference.py", "ir/graph.py", "ir/evaluate.py",
+                 "frontends/torch_fx.py")
 
 
 def models_cache() -> Path:
@@ -74,8 +75,11 @@ def save_qmodel(path: Path, q: QModel) -> None:
             continue
         for nm in ("weight", "bias", "mult", "shift"):
             arrays[f"l{i}_{nm}"] = getattr(layer, nm)
+        if layer.skip_mult is not None:
+            arrays[f"l{i}_skip_mult"] = np.asarray(layer.skip_mult, np.int64)
         layers.append({"kind": layer.kind, "padding": layer.padding, "relu": layer.relu, "pool": layer.pool,
-                       "out_scale": layer.out_scale, "name": layer.name})
+                       "out_scale": layer.out_scale, "name": layer.name, "stride": list(layer.stride),
+                       "pads": list(layer.pads), "groups": layer.groups, "src": layer.src, "skip": layer.skip})
     np.savez(path.with_suffix(".npz"), **arrays)
     red = {"threshold": q.reduce.threshold, "n_max": q.reduce.n_max} if q.reduce is not None else None
     path.with_suffix(".json").write_text(json.dumps({"input_shape": list(q.input_shape), "input_scale": q.input_scale,
@@ -89,7 +93,10 @@ def load_qmodel(path: Path) -> QModel:
     layers = tuple(QSparsePool(mode=lm["mode"], name=lm["name"]) if lm["kind"] == "spool" else
                    QLayer(kind=lm["kind"], weight=arr[f"l{i}_weight"], bias=arr[f"l{i}_bias"],
                           mult=arr[f"l{i}_mult"], shift=arr[f"l{i}_shift"], padding=lm["padding"], relu=lm["relu"],
-                          pool=lm["pool"], out_scale=lm["out_scale"], name=lm["name"])
+                          pool=lm["pool"], out_scale=lm["out_scale"], name=lm["name"],
+                          stride=tuple(lm.get("stride", (1, 1))), pads=lm.get("pads"), groups=lm.get("groups", 1),
+                          src=lm.get("src"), skip=lm.get("skip"),
+                          skip_mult=arr[f"l{i}_skip_mult"] if f"l{i}_skip_mult" in arr else None)
                    for i, lm in enumerate(meta["layers"]))
     red = meta.get("reduce")
     return QModel(input_shape=tuple(meta["input_shape"]), layers=layers, input_scale=meta["input_scale"],
@@ -167,12 +174,7 @@ def prune_quantize(cfg: TrainConfig, model, data, *, quiet: bool = False) -> Tra
 
         q = quantize_sparse(model, data.x_train, name=f"sparsepixels-{cfg.dataset}")
     else:  # through the layer graph, as an imported model goes (docs/ir.md)
-        from zeroskip.host.frontends import from_torch
-        from zeroskip.host.ir import run_passes
-        from zeroskip.host.ir.spec import to_spec_cnn
-
-        graph = run_passes(from_torch(model.eval(), tuple(data.x_train.shape[1:]), name=f"tinycnn-{cfg.dataset}"))
-        q = quantize(to_spec_cnn(graph), data.x_train, name=f"tinycnn-{cfg.dataset}")
+        q = quantize(model, data.x_train, name=f"tinycnn-{cfg.dataset}")
     x_int8 = quantize_input(data.x_test, q.input_scale)
     expected = run_reference(q, x_int8).astype(np.int32)
     acc_q = float(np.mean(expected.argmax(axis=1) == data.y_test))

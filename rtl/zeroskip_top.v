@@ -19,13 +19,13 @@ module zeroskip_top #
     // Activation memory bytes (power of two, 16*LANES..65536)
     parameter ACT_BYTES    = 65536,
     // Weight-store entries (multiple of LANES)
-    parameter W_SLOTS      = 16384,
+    parameter W_SLOTS      = 65536,
     // Channel records (output channels summed over all layers)
-    parameter CH_CAP       = 512,
+    parameter CH_CAP       = 2048,
     // int32 output values per image
-    parameter OUT_CAP      = 256,
+    parameter OUT_CAP      = 1024,
     // Layer descriptors
-    parameter MAX_LAYERS   = 16,
+    parameter MAX_LAYERS   = 32,
     // 1 builds the test-only FAULT register
     parameter FAULT_INJECT = 0,
     // Entries per site list of sparse-pixel mode (power of two up to 128; 0: none)

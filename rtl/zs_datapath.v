@@ -27,7 +27,7 @@ module zs_datapath #
     // Activation memory bytes
     parameter ACT_BYTES = 65536,
     // Output values per image (result RAM size)
-    parameter OUT_CAP   = 256,
+    parameter OUT_CAP   = 1024,
     // 1 builds the sparse-pixel MAXRED maximum
     parameter MAXRED    = 1,
     // derived

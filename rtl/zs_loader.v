@@ -37,13 +37,13 @@ module zs_loader #
     // Activation memory bytes
     parameter ACT_BYTES  = 65536,
     // Weight-store entries
-    parameter W_SLOTS    = 16384,
+    parameter W_SLOTS    = 65536,
     // Channel records
-    parameter CH_CAP     = 512,
+    parameter CH_CAP     = 2048,
     // Output values per image
-    parameter OUT_CAP    = 256,
+    parameter OUT_CAP    = 1024,
     // Layer descriptors
-    parameter MAX_LAYERS = 16,
+    parameter MAX_LAYERS = 32,
     // Entries per site list (0: no sparse-pixel mode)
     parameter SITE_CAP   = 64,
     // derived

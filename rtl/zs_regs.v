@@ -27,10 +27,10 @@ module zs_regs #
     // Hardware configuration reported in CONFIG0..3
     parameter LANES        = 8,
     parameter ACT_BYTES    = 65536,
-    parameter W_SLOTS      = 16384,
-    parameter CH_CAP       = 512,
-    parameter OUT_CAP      = 256,
-    parameter MAX_LAYERS   = 16,
+    parameter W_SLOTS      = 65536,
+    parameter CH_CAP       = 2048,
+    parameter OUT_CAP      = 1024,
+    parameter MAX_LAYERS   = 32,
     // 1 builds the FAULT register
     parameter FAULT_INJECT = 0,
     // Entries per site list (CONFIG3[15:8]; CONFIG0[16]: sparse-pixel mode when non-zero)

@@ -38,11 +38,11 @@ module zs_sequencer #
     // Activation memory bytes
     parameter ACT_BYTES   = 65536,
     // Weight-store entries
-    parameter W_SLOTS     = 16384,
+    parameter W_SLOTS     = 65536,
     // Channel records
-    parameter CH_CAP      = 512,
+    parameter CH_CAP      = 2048,
     // Layer descriptors
-    parameter MAX_LAYERS  = 16,
+    parameter MAX_LAYERS  = 32,
     // Cycles of the SETUP phase (at least 6)
     parameter LAYER_SETUP = `ZS_T_LAYER_SETUP,
     // Cycles of the FILL phase (the datapath's issue-to-write latency, 11)

@@ -19,7 +19,7 @@
 module zs_stream_out #
 (
     // Output values per image
-    parameter OUT_CAP = 256,
+    parameter OUT_CAP = 1024,
     // derived
     parameter RES_AW  = $clog2(OUT_CAP),
     parameter BEAT_AW = (OUT_CAP > 2) ? $clog2((OUT_CAP + 1) / 2) : 1

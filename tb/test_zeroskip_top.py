@@ -241,13 +241,17 @@ async def test_random_networks(dut):
 async def test_graph_networks(dut):
     """Random layer graphs: rectangular kernels, asymmetric padding, stride 2 (XS2 and a
     doubled row step), depthwise layers (in_c_step), average and global average pooling,
-    residual adds with identity and projection shortcuts; sparse and dense programs."""
+    residual adds with identity and projection shortcuts, kernels of more than 16 taps on
+    hcw tensors; sparse and dense programs."""
     tb, ck, r, rng = await setup(dut)
     n = int(os.environ.get("ZEROSKIP_GRAPH_NETS", "6"))
     done = tries = 0
     while done < n and tries < 10 * n:
         tries += 1
-        model = randnet.random_graph_qmodel(rng, saturate=r.random() < 0.2)
+        if r.random() < 0.3:   # kernels of more than 16 taps on hcw tensors
+            model = randnet.random_hcw_qmodel(rng)
+        else:
+            model = randnet.random_graph_qmodel(rng, saturate=r.random() < 0.2)
         dense = r.random() < 0.3
         prog = compile_or_none(model, tb.hw, dense)
         if prog is None:

@@ -6,7 +6,6 @@ commands end to end; the README's "Your own model" example, executed.
 Each model: the import check (float graph vs source) below 1e-4, the bundle's outputs on
 the golden model equal to ``conv.predict`` exactly, the bundle's own check bit-exact, and
 for a CNN and the ResNet the RTL simulation bit-exact with the golden model's cycles.
-Known bugs of the code under test are strict xfails (their reasons say what is wrong).
 """
 
 from __future__ import annotations
@@ -168,36 +167,7 @@ def _source(name: str, frontend: str, tmp: Path):
     return model if frontend == "torch" else to_onnx(model, _data(name), tmp / f"{name}.onnx")
 
 
-# ------------------------------------------------------------------ known bugs (strict xfails)
-BUG_TORCH_HEAD = ("convert(nn.Module with a trailing Softmax): the import check compares the module's "
-                  "softmax output with the graph's logits (conversion.py applies graph.meta['head'] to the graph "
-                  "output only for .onnx/.pt2 sources), so every torch model ending in Softmax/LogSoftmax is "
-                  "refused with a false 'the imported graph does not reproduce the model'")
-BUG_INSPECTION = ("load_bundle refuses the bundle convert().export() wrote: driver/bundle.py _check_derived "
-                  "maps program entries to inspection indices as (k >> tb) * Kh*Kw + (k & mask), which is wrong "
-                  "for kernels of more than 16 taps (virtual rows: one virtual channel per kernel row, so Kw taps "
-                  "each) and misses the residual add's extra entry in every output channel's row (the skip "
-                  "read, tap index Kh*Kw, weight m[c]) that weights_indices.bin does not hold: "
-                  "'layer N channel 0 differs from the weights in program.bin'")
-BUG_PT2 = ("convert('model.pt2'): ExportedProgram.module() is in training mode and refuses .eval(); "
-           "from_torch raises ValueError('put the model in eval mode first') instead of UnsupportedModel, so the "
-           "ONNX fallback in conversion._import never runs and no .pt2 file converts")
-
-XFAIL = {
-    ("mlp_softmax", "torch"): pytest.mark.xfail(strict=True, raises=UnsupportedModel, reason=BUG_TORCH_HEAD),
-    ("kws_dscnn", "torch"): pytest.mark.xfail(strict=True, raises=BundleError, reason=BUG_INSPECTION),
-    ("kws_dscnn", "onnx"): pytest.mark.xfail(strict=True, raises=BundleError, reason=BUG_INSPECTION),
-    ("resnet", "torch"): pytest.mark.xfail(strict=True, raises=BundleError, reason=BUG_INSPECTION),
-    ("resnet", "onnx"): pytest.mark.xfail(strict=True, raises=BundleError, reason=BUG_INSPECTION),
-}
-CASES = [pytest.param(n, f, marks=XFAIL.get((n, f), ()), id=f"{n}-{f}") for n in MODELS for f in ("torch", "onnx")]
-
-
-@pytest.fixture()
-def no_inspection_check(monkeypatch):
-    """Skip load_bundle's inspection-array cross-check (BUG_INSPECTION) so the program itself
-    can be run; every other bundle check still applies."""
-    monkeypatch.setattr(bundle_mod, "_check_derived", lambda *a, **k: None)
+CASES = [pytest.param(n, f, id=f"{n}-{f}") for n in MODELS for f in ("torch", "onnx")]
 
 
 def _roundtrip(name: str, frontend: str, tmp: Path, backend: str = "model", n: int = 12):
@@ -233,9 +203,9 @@ def test_convert_export_predict(name, frontend, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["kws_dscnn", "resnet"])
-def test_programs_run_bit_exact_past_the_inspection_bug(name, tmp_path, no_inspection_check):
-    """The engine programs of the stride-2 10x4 stem and of both residual kinds are right:
-    only the bundle's inspection-file check (BUG_INSPECTION) refuses them."""
+def test_layer_kinds_of_the_new_engine_layers(name, tmp_path):
+    """The stride-2 10x4 stem, depthwise layers, both residual kinds and the global
+    average pool come out as the engine layers they should, and run bit-exact."""
     conv, _, _ = _roundtrip(name, "torch", tmp_path)
     kinds = " ".join(r["kind"] for r in conv.layers())
     if name == "resnet":
@@ -246,7 +216,7 @@ def test_programs_run_bit_exact_past_the_inspection_bug(name, tmp_path, no_inspe
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", ["seq_cnn", "resnet"])
-def test_sim_backend_bit_exact_and_cycle_exact(name, tmp_path, no_inspection_check):
+def test_sim_backend_bit_exact_and_cycle_exact(name, tmp_path):
     """The Verilator simulation of the overlay: the same outputs as the golden model and
     the same cycles per image (CYCLES − STALL)."""
     conv, y_model, last_model = _roundtrip(name, "torch", tmp_path, backend="model", n=3)
@@ -404,7 +374,6 @@ def test_predict_refuses_bad_inputs_before_running(small_bundle, bad):
     assert one.shape == (1, 10)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=BUG_PT2)
 def test_convert_pt2_file(tmp_path):
     model = _model("seq_cnn")
     x = _data("seq_cnn", 16)

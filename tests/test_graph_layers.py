@@ -45,10 +45,8 @@ def run_golden(prog, hw, x_int8):
     return res, ge.counters["CYCLES"] - ge.counters["STALL"]
 
 
-@pytest.mark.parametrize("seed", range(40 if not fuzz_enabled() else 400))
-def test_random_graph_golden_matches_reference(seed):
-    rng = np.random.default_rng(1000 + seed)
-    model = randnet.random_graph_qmodel(rng, saturate=rng.random() < 0.2)
+def check_on_every_lanes(model, rng):
+    """Golden model = integer reference, cycles = prediction, at LANES 4, 8 and 16."""
     x = randnet.random_input(rng, model, 3)
     ref = run_reference(model, x)
     for lanes in (4, 8, 16):
@@ -57,6 +55,30 @@ def test_random_graph_golden_matches_reference(seed):
         got, cycles = run_golden(prog, hw, x)
         np.testing.assert_array_equal(got, ref)
         assert cycles == predict_cycles(prog, 3)
+
+
+@pytest.mark.parametrize("seed", range(40 if not fuzz_enabled() else 400))
+def test_random_graph_golden_matches_reference(seed):
+    rng = np.random.default_rng(1000 + seed)
+    check_on_every_lanes(randnet.random_graph_qmodel(rng, saturate=rng.random() < 0.2), rng)
+
+
+@pytest.mark.parametrize("seed", range(15 if not fuzz_enabled() else 200))
+def test_random_hcw_golden_matches_reference(seed):
+    """Kernels of more than 16 taps on several input channels (hcw tensors, one virtual
+    channel per kernel row), with strides, pools and residual adds beside them."""
+    rng = np.random.default_rng(5000 + seed)
+    check_on_every_lanes(randnet.random_hcw_qmodel(rng), rng)
+
+
+def test_random_hcw_models_read_hcw_tensors():
+    hcw = skip = 0
+    for seed in range(15):
+        model = randnet.random_hcw_qmodel(np.random.default_rng(5000 + seed))
+        prog = compile_model(model, HwConfig())
+        hcw += prog.meta["input_layout"].get("order") == "hcw"
+        skip += any(layer.skip is not None for layer in model.layers)
+    assert hcw >= 10 and skip >= 3, (hcw, skip)
 
 
 def test_random_graphs_use_every_new_field():
@@ -213,8 +235,15 @@ def test_unsupported_layers_name_the_node():
         with pytest.raises(UnsupportedModel, match=words) as e:
             quantize_graph(g, x)
         assert "c (conv)" in str(e.value)
+    class WideKernel(Dilated):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 4, (1, 17), padding=(0, 8))
+
     q = quantize_graph(run_passes(from_torch(BigKernel().eval(), (2, 8, 8))), x)
-    with pytest.raises(CompileError, match="25 taps"):
+    assert compile_model(q, HwConfig()).meta["input_layout"]["order"] == "hcw"   # 5x5 on 2 channels runs
+    q = quantize_graph(run_passes(from_torch(WideKernel().eval(), (2, 8, 8))), x)
+    with pytest.raises(CompileError, match="17 columns wide"):
         compile_model(q, HwConfig())
 
 

@@ -27,7 +27,6 @@ from zeroskip.host.ir import (
     run_passes,
 )
 from zeroskip.host.ir.passes import PASSES
-from zeroskip.host.ir.spec import to_spec_cnn
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -255,7 +254,8 @@ def test_tinycnn_with_batchnorm_and_dropout_runs_bit_exact():
     from zeroskip.driver.golden import GoldenEngine
     from zeroskip.driver.program import HwConfig, encode_program
     from zeroskip.host.compiler import compile_model, input_layout
-    from zeroskip.host.quant.quantize import quantize, quantize_input
+    from zeroskip.host.quant.graph_quant import quantize_graph
+    from zeroskip.host.quant.quantize import quantize_input
     from zeroskip.host.quant.reference import run_reference
 
     torch.manual_seed(5)
@@ -263,11 +263,8 @@ def test_tinycnn_with_batchnorm_and_dropout_runs_bit_exact():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(24, 1, 16, 16)).astype(np.float32)
     g = run_passes(from_torch(model, (1, 16, 16)))
-    spec_model = to_spec_cnn(g)
-    with torch.no_grad():
-        np.testing.assert_allclose(spec_model(torch.as_tensor(x)).numpy(), model(torch.as_tensor(x)).numpy(),
-                                   rtol=1e-4, atol=1e-4)
-    q = quantize(spec_model, x[:16])
+    np.testing.assert_allclose(evaluate(g, x), model(torch.as_tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-4)
+    q = quantize_graph(g, x[:16])
     xq = quantize_input(x[16:], q.input_scale)
     ref = run_reference(q, xq)
     np.testing.assert_array_equal(ref, npref.forward(q, xq))
@@ -277,13 +274,6 @@ def test_tinycnn_with_batchnorm_and_dropout_runs_bit_exact():
     gold.load(encode_program(prog))
     out, _ = gold.run_images(pack_inputs(xq, input_layout(q).to_dict()))
     np.testing.assert_array_equal(out, ref)
-
-
-def test_bridge_refuses_what_the_engine_cannot_run_yet():
-    torch.manual_seed(6)
-    g = run_passes(from_torch(DepthwiseGap().eval(), (1, 49, 10)))
-    with pytest.raises(UnsupportedModel, match=r"stem \(conv\): stride \(2, 2\), kernel 10x4"):
-        to_spec_cnn(g)
 
 
 @pytest.mark.parametrize("pools", [("max", "max", "max", "max"), ("avg", None, "avg", "max")])
@@ -310,11 +300,12 @@ def test_sparse_pixel_cnn_imports_as_sites_tensors(pools):
     assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max()))
 
 
-def test_tinycnn_through_the_graph_quantises_identically():
-    """The demo's TinyCNN goes through the layer graph before quantisation: the quantised
-    model is the same, array for array, as quantising the module directly (pruned zeros
-    included)."""
+def test_tinycnn_quantise_goes_through_the_graph():
+    """The demo's TinyCNN (a SpecCNN with pruning masks) is quantised through the layer
+    graph: ``quantize`` equals ``quantize_graph`` of its import, array for array, pruned
+    zeros included."""
     from zeroskip.host.models.cnn import build_model, tiny_cnn_spec
+    from zeroskip.host.quant.graph_quant import quantize_graph
     from zeroskip.host.quant.quantize import quantize
     from zeroskip.host.training.prune import finalize, prune_global
 
@@ -324,10 +315,10 @@ def test_tinycnn_through_the_graph_quantises_identically():
     model.eval()
     x = np.random.default_rng(9).normal(size=(32, 1, 16, 16)).astype(np.float32)
     direct = quantize(model, x)
-    via = quantize(to_spec_cnn(run_passes(from_torch(model, (1, 16, 16)))), x)
+    via = quantize_graph(run_passes(from_torch(model, (1, 16, 16))), x)
     assert direct.input_scale == via.input_scale and len(direct.layers) == len(via.layers)
     for a, b in zip(direct.layers, via.layers):
         for f in ("weight", "bias", "mult", "shift"):
             np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
-        assert (a.kind, a.padding, a.relu, a.pool) == (b.kind, b.padding, b.relu, b.pool)
+        assert (a.kind, a.pads, a.relu, a.pool) == (b.kind, b.pads, b.relu, b.pool)
     assert np.count_nonzero(via.layers[0].weight) < via.layers[0].weight.size

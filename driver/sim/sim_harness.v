@@ -24,10 +24,10 @@ module sim_harness #(
     // engine parameters (docs/hardware.md, "Parameters")
     parameter LANES = 8,
     parameter ACT_BYTES = 65536,
-    parameter W_SLOTS = 16384,
-    parameter CH_CAP = 512,
-    parameter OUT_CAP = 256,
-    parameter MAX_LAYERS = 16,
+    parameter W_SLOTS = 65536,
+    parameter CH_CAP = 2048,
+    parameter OUT_CAP = 1024,
+    parameter MAX_LAYERS = 32,
     parameter SITE_CAP = 64,
     parameter FAULT_INJECT = 0,
     // AXI-Lite address width

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST, pack_inputs, sha256_file
+from zeroskip.driver.errors import CompileError
 from zeroskip.driver.golden import GoldenEngine
 from zeroskip.driver.program import HwConfig, Program, encode_program, store_hex
 
@@ -44,22 +45,27 @@ def inspection_arrays(model: QModel) -> tuple[np.ndarray, np.ndarray, dict]:
             idx_parts.append(nz.astype(np.uint16))
             val_parts.append(r[nz].astype(np.int8))
             pos += nz.size
-        layers.append({"name": layer.name or f"layer{i}", "kind": layer.kind, "shape": list(layer.weight.shape),
-                       "base_offset": base, "channel_segments": segs})
+        entry = {"name": layer.name or f"layer{i}", "kind": layer.kind, "shape": list(layer.weight.shape),
+                 "base_offset": base, "channel_segments": segs}
+        if getattr(layer, "skip_mult", None) is not None:   # residual add: one more entry per row
+            entry["skip_mult"] = [int(m) for m in layer.skip_mult]
+        layers.append(entry)
     meta = {"index_dtype": "uint16-le", "value_dtype": "int8",
             "index_meaning": "position in the output channel's row: c_in*Kh*Kw + ky*Kw + kx (conv), input index (fc)",
             "segment_meaning": "[offset, length] into the index/value arrays, one per output channel",
+            "skip_mult_meaning": "residual add: the int8 weight of the skip tensor's value, one per output channel",
             "layers": layers}
     return (np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.uint16),
             np.concatenate(val_parts) if val_parts else np.zeros(0, np.int8), meta)
 
 
-def program_stats(model: QModel, prog: Program, dense: Program, hw: HwConfig, packed) -> dict:
+def program_stats(model: QModel, prog: Program, dense: Program, hw: HwConfig, packed,
+                  dense_hw: HwConfig | None = None) -> dict:
     """Predicted per-inference figures from the golden model over the bundle's inputs
     (exact per image; averaged when the cycles depend on the data, as in sparse-pixel mode)."""
     res = {}
     for key, p in (("sparse", prog), ("dense", dense)):
-        eng = GoldenEngine(hw)
+        eng = GoldenEngine(hw if key == "sparse" else (dense_hw or hw))
         eng.load(encode_program(p))
         eng.run_images(packed)
         n = len(eng.image_cycles)
@@ -114,7 +120,18 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
         raise ValueError(f"expected must be int32 ({inputs.shape[0]}, {model.layers[-1].c_out}), got "
                          f"{expected.dtype}{expected.shape}")
     prog = compile_model(model, hw, input_mode=input_mode)
-    dense = compile_model(model, hw, dense=True, input_mode=input_mode)
+    dense_note = None
+    try:
+        dense = compile_model(model, hw, dense=True, input_mode=input_mode)
+        dense_hw = hw
+    except CompileError as e:
+        # the dense baseline (every weight an entry) can exceed the overlay a pruned model
+        # fits: the bundle then has no program_dense.bin, and its dense figures are the
+        # golden model's prediction on an overlay with unbounded capacities
+        dense_note = f"the dense-mode program does not fit this overlay ({e}); dense figures are predicted"
+        dense_hw = HwConfig(lanes=hw.lanes, act_bytes=hw.act_bytes, w_slots=1 << 22, ch_cap=1 << 16,
+                            out_cap=1 << 16, max_layers=255, site_cap=hw.site_cap)
+        dense = compile_model(model, dense_hw, dense=True, input_mode=input_mode)
     packed = pack_inputs(inputs, prog.meta["input_layout"])
     beats, dbeats = encode_program(prog), encode_program(dense)
     idx, vals, meta = inspection_arrays(model)
@@ -122,7 +139,8 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         _write(tmp, "program.bin", beats.astype("<u8").tobytes())
-        _write(tmp, "program_dense.bin", dbeats.astype("<u8").tobytes())
+        if dense_note is None:
+            _write(tmp, "program_dense.bin", dbeats.astype("<u8").tobytes())
         _write(tmp, "program.hex", "".join(f"{int(b):016x}\n" for b in beats))
         _write(tmp, "weight_store.hex", store_hex(prog, hw))
         _write(tmp, "weights_indices.bin", idx.astype("<u2").tobytes())
@@ -140,7 +158,8 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
                       "output_scale": float(model.layers[-1].out_scale), "head": model.meta.get("head"),
                       "input_shape": [int(s) for s in (input_shape or model.input_shape)], **(info or {})},
             "input_layout": prog.meta["input_layout"], "n_out": int(prog.n_out), "n_samples": int(inputs.shape[0]),
-            "predicted": program_stats(model, prog, dense, hw, packed), "files": files,
+            "predicted": program_stats(model, prog, dense, hw, packed, dense_hw), "files": files,
+            "dense_program": {"included": dense_note is None, "note": dense_note},
         }
         _write(tmp, MANIFEST, json.dumps(manifest, indent=1, default=_json_default))
         os.chmod(tmp, 0o755)

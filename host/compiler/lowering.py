@@ -56,6 +56,7 @@ class InputLayout:
     shape: tuple
     pads: tuple
     in_bytes: int
+    order: str = "chw"
 
     @property
     def pad(self) -> int:
@@ -66,6 +67,8 @@ class InputLayout:
         d = {"shape": list(self.shape), "pad": self.pad, "in_bytes": self.in_bytes}
         if len(set(self.pads)) > 1:
             d["pads"] = list(self.pads)
+        if self.order != "chw":
+            d["order"] = self.order
         return d
 
 
@@ -75,29 +78,45 @@ def _pads4(pad) -> tuple:
 
 @dataclass(frozen=True)
 class _Region:
+    """A tensor in activation memory: ``order`` ``chw`` (channel planes of padded rows) or
+    ``hcw`` (padded rows of all channels one after the other: what a convolution with more
+    than 16 taps per input channel reads, one virtual input channel per kernel row)."""
+
     base: int
     shape: tuple  # (C, H, W) of the tensor, or (N,) flat
     pad: object   # padding: an int (every side) or (top, bottom, left, right)
+    order: str = "chw"
 
     @property
     def pads(self) -> tuple:
         return _pads4(self.pad)
 
     @property
+    def padded_w(self) -> int:
+        _, _, left, right = self.pads
+        return self.shape[2] + left + right
+
+    @property
     def row_stride(self) -> int:
-        t, b, left, right = self.pads
-        return self.shape[2] + left + right if len(self.shape) == 3 else 1
+        if len(self.shape) != 3:
+            return 1
+        return self.shape[0] * self.padded_w if self.order == "hcw" else self.padded_w
 
     @property
     def ch_stride(self) -> int:
         if len(self.shape) == 3:
+            if self.order == "hcw":
+                return self.padded_w
             t, b, _, _ = self.pads
             return (self.shape[1] + t + b) * self.row_stride
         return 1
 
     @property
     def size(self) -> int:
-        return self.shape[0] * self.ch_stride if len(self.shape) == 3 else int(self.shape[0])
+        if len(self.shape) != 3:
+            return int(self.shape[0])
+        t, b, _, _ = self.pads
+        return self.shape[0] * (self.shape[1] + t + b) * self.padded_w
 
     @property
     def interior(self) -> int:
@@ -119,21 +138,54 @@ def _tensor_pads(model: QModel) -> dict:
             flat_readers[j] = layer.name or f"layer {i}"
         else:
             pads[j] = [max(a, b) for a, b in zip(pads[j], layer.pads)]
+    _unify_residual_pairs(model, pads, lambda a, b: [max(x, y) for x, y in zip(a, b)])
+    for t, who in flat_readers.items():
+        if any(pads[t]):
+            raise CompileError(f"the output of {'the input' if t < 0 else _lname(model, t)} is read flat by {who} "
+                               "and padded by a convolution: insert a layer between them")
+    return {t: tuple(p) for t, p in pads.items()}
+
+
+def _unify_residual_pairs(model: QModel, prop: dict, join) -> None:
+    """A residual add reads its skip tensor beside the conv's input with the same strides:
+    give both tensors of every such pair ``join`` of their property, until nothing changes."""
     pairs = [(model.source(i), layer.skip) for i, layer in enumerate(model.layers)
              if getattr(layer, "skip", None) is not None]
     changed = True
     while changed:
         changed = False
         for a, b in pairs:
-            m = [max(x, y) for x, y in zip(pads[a], pads[b])]
-            if m != pads[a] or m != pads[b]:
-                pads[a], pads[b] = list(m), list(m)
+            m = join(prop[a], prop[b])
+            if m != prop[a] or m != prop[b]:
+                prop[a], prop[b] = m, m
                 changed = True
-    for t, who in flat_readers.items():
-        if any(pads[t]):
-            raise CompileError(f"the output of {'the input' if t < 0 else _lname(model, t)} is read flat by {who} "
-                               "and padded by a convolution: insert a layer between them")
-    return {t: tuple(p) for t, p in pads.items()}
+
+
+def _needs_rows(layer: QLayer) -> bool:
+    """A conv whose taps per input channel (a residual add's included) exceed the tap
+    table and that reads several input channels: it reads an ``hcw`` tensor."""
+    if layer.kind != "conv" or layer.depthwise or layer.c_in == 1:
+        return False
+    kh, kw = layer.kernel
+    return kh * kw + (1 if getattr(layer, "skip", None) is not None else 0) > N_TAPS
+
+
+def _tensor_orders(model: QModel) -> dict:
+    """``hcw`` for the tensors read by a convolution with more than 16 taps per input
+    channel (and the residual tensors read beside them), ``chw`` for the rest."""
+    L = len(model.layers)
+    orders = {t: "chw" for t in range(-1, L - 1)}
+    for i, layer in enumerate(model.layers):
+        if _needs_rows(layer):
+            orders[model.source(i)] = "hcw"
+    _unify_residual_pairs(model, orders, lambda a, b: "hcw" if "hcw" in (a, b) else a)
+    for i, layer in enumerate(model.layers):
+        j = model.source(i)
+        if layer.kind == "fc" and orders[j] == "hcw":
+            raise CompileError(f"{_lname(model, i)} reads flat the output of "
+                               f"{'the input' if j < 0 else _lname(model, j)}, which a convolution with more than "
+                               f"{N_TAPS} taps per input channel also reads: insert a layer between them")
+    return orders
 
 
 def _lname(model: QModel, i: int) -> str:
@@ -153,6 +205,7 @@ def plan_regions(model: QModel, hw: HwConfig) -> tuple[dict, dict]:
     L = len(model.layers)
     outs = model.out_shapes()
     pads = _tensor_pads(model)
+    orders = _tensor_orders(model)
     last_use = {t: t for t in range(-1, L - 1)}
     for i, layer in enumerate(model.layers):
         for t in (model.source(i), getattr(layer, "skip", None)):
@@ -164,7 +217,7 @@ def plan_regions(model: QModel, hw: HwConfig) -> tuple[dict, dict]:
     top = 0
     for t in range(-1, L - 1):
         shp = shape_of[t]
-        r = _Region(0, shp, pads[t] if len(shp) == 3 else 0)
+        r = _Region(0, shp, pads[t] if len(shp) == 3 else 0, orders[t])
         if top + r.size <= hw.act_bytes:
             base = top
         else:
@@ -181,7 +234,7 @@ def plan_regions(model: QModel, hw: HwConfig) -> tuple[dict, dict]:
                 raise CompileError(f"activations need {need} bytes at {'the input' if t < 0 else _lname(model, t)}, "
                                    f"overlay has ACT_BYTES={hw.act_bytes}: shrink the feature maps or build the "
                                    "overlay with a larger ACT_BYTES")
-        regs[t] = _Region(base, shp, r.pad)
+        regs[t] = _Region(base, shp, r.pad, r.order)
         top = max(top, base + r.size)
     clears = {}
     for t, r in regs.items():
@@ -213,8 +266,8 @@ def _row_entries(w_row: np.ndarray, layer: QLayer, tb: int, dense: bool, ic_of=N
     if extra is not None:
         ks = np.append(ks, extra[0])
         ws = np.append(ws, extra[1])
-        order = np.argsort(ks, kind="stable")
-        ks, ws = ks[order], ws[order]
+    order = np.argsort(ks, kind="stable")   # index order (virtual channels interleave input channels)
+    ks, ws = ks[order], ws[order]
     return ks.astype(np.int64), ws.astype(np.int8)
 
 
@@ -299,11 +352,29 @@ class _Indexing:
     skip_k: object = None  # c -> k of the residual entry of output channel c
 
 
-def _conv_indexing(layer: QLayer, index: int, rs: int, cs: int, skip_off: int | None) -> _Indexing:
+def _conv_indexing(layer: QLayer, index: int, rs: int, cs: int, skip_off: int | None,
+                   order: str = "chw") -> _Indexing:
     """Entry index space of a conv layer with input strides ``rs``/``cs``: taps of one
     input channel in the tap table when they fit in 16 (with one more for a residual
-    add), else (depthwise) one virtual channel per kernel row with its columns as taps."""
+    add); else one virtual channel per kernel row with its columns as taps — per row for a
+    depthwise (or single-channel) kernel, per (row, input channel) on an ``hcw`` input,
+    where virtual channel ``ky·C + c`` starts ``ky·rs + c·cs = (ky·C + c)·cs`` in."""
     kh, kw = layer.kernel
+    if _needs_rows(layer):
+        if order != "hcw":
+            raise CompileError(f"{_lname_l(layer, index)}: a kernel with more than {N_TAPS} taps reads an hcw tensor")
+        n_cols = kw + (1 if skip_off is not None else 0)
+        if n_cols > N_TAPS:
+            raise CompileError(f"{_lname_l(layer, index)}: kernel {kh}x{kw} is {kw} columns wide; kernels of more than "
+                               f"{N_TAPS} taps may be at most {N_TAPS - (skip_off is not None)} wide")
+        tb = _log2_ceil(n_cols)
+        taps = list(range(kw)) + ([skip_off] if skip_off is not None else [])
+
+        def ic_of(c_in_, kh_, kw_):
+            v = np.arange(kh_)[None, :, None] * c_in_ + np.arange(c_in_)[:, None, None]   # (c, ky, 1)
+            return ((v << tb) + np.arange(kw_)[None, None, :]).reshape(c_in_, kh_ * kw_)
+        return _Indexing(tb, cs, tuple(taps), ic_of,
+                         None if skip_off is None else (lambda c: (c << tb) + kw))
     n = kh * kw + (1 if skip_off is not None else 0)
     if n <= N_TAPS:
         tb = _log2_ceil(n)
@@ -355,7 +426,7 @@ def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_o
                 raise CompileError(f"{_lname_l(layer, index)}: a residual add needs a stride-1 convolution that keeps "
                                    f"the map size ({h}x{w} -> {ho}x{wo}) and a skip tensor of the same layout")
             skip_off = (reg_skip.interior - origin) % (1 << 16)
-        ix = _conv_indexing(layer, index, rs, cs, skip_off)
+        ix = _conv_indexing(layer, index, rs, cs, skip_off, reg_in.order)
         tb, in_cs, taps, ic_of = ix.tb, ix.in_ch_stride, list(ix.taps), ix.ic_of
         skip_k = ix.skip_k
         in_base, in_rs = origin, rs * sh
@@ -447,11 +518,13 @@ def input_layout(model: QModel) -> InputLayout:
     if model.reduce is not None:
         first = model.layers[0]
         pads = (first.padding,) * 4 if first.kind in ("conv", "sconv") else (0,) * 4
+        order = "chw"
     else:
         pads = _tensor_pads(model)[-1]
+        order = _tensor_orders(model)[-1]
     c, h, w = shape
     t, b, left, right = pads
-    return InputLayout(shape=shape, pads=tuple(pads), in_bytes=c * (h + t + b) * (w + left + right))
+    return InputLayout(shape=shape, pads=tuple(pads), in_bytes=c * (h + t + b) * (w + left + right), order=order)
 
 
 def compile_model(model: QModel, hw: HwConfig, *, dense: bool = False, input_mode: str = "sites") -> Program:

@@ -1,4 +1,9 @@
-"""Post-training symmetric int8 quantisation of a :class:`~zeroskip.host.models.cnn.SpecCNN`.
+"""Post-training symmetric int8 quantisation: the shared arithmetic (input quantisation,
+multiplier → (M, S), the accumulator bound, int32 biases, the calibration batch) and
+:func:`quantize` for the project's :class:`~zeroskip.host.models.cnn.SpecCNN`, which goes
+through the layer graph and :func:`~zeroskip.host.quant.graph_quant.quantize_graph` like
+every other model. The scheme, for a chain of convolutions and linear layers with ReLU
+(the graph quantiser extends it to every node kind):
 
 Scales (a real value ``v`` is represented by the integer ``round(v / scale)``):
 
@@ -32,10 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from zeroskip.host.models.cnn import SpecCNN
-from zeroskip.host.training.prune import effective_weight
 from zeroskip.host.quant.qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, QLayer, QModel
 from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
@@ -102,24 +105,6 @@ def _bias_int32(b: np.ndarray, step: np.ndarray, name: str) -> np.ndarray:
     return q.astype(np.int32)
 
 
-@torch.no_grad()
-def _calibration_maxima(model: SpecCNN, x: torch.Tensor, percentile: float) -> list[float]:
-    """Per non-final layer: the ``percentile`` of its float output after ReLU (before pool)."""
-    spec = model.spec
-    n_conv = len(spec.convs)
-    out = []
-    a = x
-    for i, mod in enumerate(model.layers[:-1]):
-        if i == n_conv:
-            a = torch.flatten(a, 1)
-        a = F.relu(mod(a))
-        flat = a.double().flatten().numpy()
-        out.append(float(flat.max()) if percentile >= 100 else float(np.percentile(flat, percentile)))
-        if i < n_conv and spec.convs[i].pool:
-            a = F.max_pool2d(a, 2)
-    return out
-
-
 def calibration_batch(calib_x, n_calib: int, input_shape: tuple, act_percentile: float,
                       input_scale: float | None = None) -> tuple[torch.Tensor, float]:
     """The first ``n_calib`` calibration images as a float32 tensor, checked, and the input
@@ -144,55 +129,26 @@ def calibration_batch(calib_x, n_calib: int, input_shape: tuple, act_percentile:
 
 def quantize(model: SpecCNN, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act_percentile: float = 100.0,
              name: str | None = None) -> QModel:
-    """Quantise ``model`` to a :class:`QModel` using the first ``n_calib`` of ``calib_x``.
-
-    ``model`` must be a ``SpecCNN`` (it carries the ``spec`` that fixes padding, pooling
-    and ReLU). Pruning masks may still be attached; the effective weights are used.
-    See the module docstring for the scheme.
-    """
+    """Quantise a :class:`SpecCNN` (pruning masks may still be attached: the effective
+    weights are used) with the first ``n_calib`` of ``calib_x``: the module goes through
+    the layer graph (:func:`~zeroskip.host.frontends.from_torch`, the float passes) and
+    the one graph quantiser (:func:`~zeroskip.host.quant.graph_quant.quantize_graph`),
+    as every imported model does. See the module docstring for the scheme."""
     spec = getattr(model, "spec", None)
     if spec is None or not hasattr(model, "layers"):
         raise TypeError(f"quantize needs a SpecCNN (models.build_model), got {type(model).__name__}")
     x, s_in = calibration_batch(calib_x, n_calib, spec.input_shape, act_percentile)
-    with torch_threads(DEFAULT_THREADS):
-        maxima = _calibration_maxima(model, x, act_percentile)
+    from zeroskip.host.frontends import from_torch
+    from zeroskip.host.ir import run_passes
+    from zeroskip.host.quant.graph_quant import quantize_graph
 
-    n_conv = len(spec.convs)
-    n_layers = len(model.layers)
-    layers: list[QLayer] = []
-    s_prev = s_in
-    for i, (lname, mod) in enumerate(zip(model.layer_names, model.layers)):
-        w = effective_weight(mod).double().numpy()
-        b = mod.bias.detach().double().numpy() if mod.bias is not None else np.zeros(w.shape[0])
-        c_out = w.shape[0]
-        last = i == n_layers - 1
-        absmax = np.abs(w.reshape(c_out, -1)).max(axis=1)
-        if last:
-            t = float(absmax.max())
-            s_w = np.full(c_out, t / 127.0 if t > 0 else 1.0)
-        else:
-            s_w = np.where(absmax > 0, absmax / 127.0, 1.0)
-        wshape = (c_out,) + (1,) * (w.ndim - 1)
-        q = np.clip(np.rint(w / s_w.reshape(wshape)), -127, 127).astype(np.int8)
-        bias = _bias_int32(b, s_prev * s_w, lname)
-        if last:
-            mult = np.ones(c_out, np.int64)
-            shift = np.full(c_out, SHIFT_MIN, np.int64)
-            s_out = float(s_prev * s_w[0])
-        else:
-            s_out = maxima[i] / 127.0 if maxima[i] > 0 else 1.0
-            try:
-                mult, shift = multiplier_to_mult_shift(s_prev * s_w / s_out)
-            except ValueError as e:
-                raise ValueError(f"layer {i} ({lname}): {e}") from None
-        is_conv = i < n_conv
-        layer = QLayer(kind="conv" if is_conv else "fc", weight=q, bias=bias, mult=mult, shift=shift,
-                       padding=spec.convs[i].padding if is_conv else 0, relu=not last,
-                       pool=spec.convs[i].pool if is_conv else False, out_scale=s_out, name=lname)
-        check_accumulator_bound(layer, i)
-        layers.append(layer)
-        s_prev = s_out
-    meta = {"spec": spec.to_dict(), "n_calib": int(x.shape[0]), "act_percentile": float(act_percentile),
-            "rounding": "half_to_even"}
-    return QModel(input_shape=spec.input_shape, layers=tuple(layers), input_scale=s_in,
-                  name=name or "model", meta=meta)
+    was_training = model.training
+    try:
+        graph = run_passes(from_torch(model.eval(), tuple(spec.input_shape), name=name or "model"))
+    finally:
+        model.train(was_training)
+    with torch_threads(DEFAULT_THREADS):
+        q = quantize_graph(graph, x.numpy(), n_calib=n_calib, act_percentile=act_percentile, name=name or "model",
+                           input_scale=s_in)
+    q.meta["spec"] = spec.to_dict()
+    return q

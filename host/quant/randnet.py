@@ -404,3 +404,55 @@ def multiplier_for(m: float) -> tuple[int, int]:
     _, exp = np.frexp(m)
     shift = int(np.clip(MULT_BITS - exp, SHIFT_MIN, SHIFT_MAX))
     return int(np.rint(m * 2.0 ** shift)), shift
+
+
+def random_hcw_qmodel(rng: np.random.Generator, *, name: str = "random_hcw") -> QModel:
+    """A random model whose convolutions have more than 16 taps per input channel on
+    several input channels (LeNet's 5×5 on 6 channels, up to 10×10 and rectangular):
+    its input and maps are ``hcw`` tensors, read one virtual channel per kernel row;
+    sometimes with a residual add beside such a kernel, a pool or a stride."""
+    c = int(rng.integers(2, 4))
+    h, w = int(rng.integers(6, 14)), int(rng.integers(6, 14))
+    layers: list[QLayer] = []
+    shape = (c, h, w)
+    cur = -1
+    for j in range(int(rng.integers(1, 3))):
+        c_in, hh, ww = shape
+        if min(hh + 2, 10) * min(ww + 2, 10) <= 16 or c_in == 1:
+            break
+        while True:
+            kh, kw = int(rng.integers(2, 11)), int(rng.integers(2, 11))
+            if kh * kw > 16 and kh <= hh + 2 and kw <= ww + 2:
+                break
+        pads = tuple(int(rng.integers(0, 2)) for _ in range(4))
+        stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
+        ho = (hh + pads[0] + pads[1] - kh) // stride[0] + 1
+        wo = (ww + pads[2] + pads[3] - kw) // stride[1] + 1
+        if ho < 1 or wo < 1:
+            pads, stride = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2), (1, 1)
+            ho, wo = hh, ww
+        c_out = int(rng.integers(1, MAX_CHANNELS + 1))
+        wq = _weights(rng, (c_out, c_in, kh, kw), _sparsity(rng), False, bool(rng.random() < 0.3))
+        bias, mult, shift = _requant(rng, wq, False)
+        pool = ho >= 2 and wo >= 2 and rng.random() < 0.3
+        layers.append(QLayer("conv", wq, bias, mult, shift, pads=pads, stride=stride, relu=True, pool=pool,
+                             src=cur, name=f"big{j}"))
+        cur = len(layers) - 1
+        shape = (c_out, ho // 2 if pool else ho, wo // 2 if pool else wo)
+    if rng.random() < 0.5:   # a 'same' large kernel with a residual add of its input
+        c_in, hh, ww = shape
+        kh, kw = 5, int(rng.integers(4, 8))
+        if c_in > 1:
+            wq = _weights(rng, (c_in, c_in, kh, kw), _sparsity(rng), False, False)
+            bias, mult, shift = _requant(rng, wq, False)
+            layers.append(QLayer("conv", wq, bias, mult, shift, pads=(2, 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2),
+                                 relu=True, src=cur, skip=cur, skip_mult=rng.integers(1, 128, size=c_in),
+                                 name="bigres"))
+            cur = len(layers) - 1
+    n_in = int(np.prod(shape))
+    n_out = int(rng.integers(1, MAX_OUT + 1))
+    wq = _weights(rng, (n_out, n_in), _sparsity(rng), False, False)
+    bias, _, _ = _requant(rng, wq, False)
+    layers.append(QLayer("fc", wq, bias, np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64), src=cur,
+                         name="out"))
+    return QModel(input_shape=(c, h, w), layers=tuple(layers), name=name, meta={"random": True})
