@@ -96,6 +96,41 @@ def test_random_networks_driver_and_runner(zs, runner, seed):
     assert list(got.stall) == [0, 0, 0]      # the C++ DMA never keeps the engine waiting
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_random_graphs_native(zs, seed):
+    """Layer graphs (stride 2, depthwise, pools, residual adds, hcw kernels) on the native
+    simulation: bit-exact with the golden model, cycles = prediction."""
+    from zeroskip.host.quant.randnet import random_graph_qmodel, random_hcw_qmodel
+
+    rng = np.random.default_rng(70 + seed)
+    model = random_hcw_qmodel(rng) if seed == 2 else random_graph_qmodel(rng)
+    prog, beats, xp, ref = workload(model, random_input(rng, model, 3))
+    zs.load_program(beats)
+    res = zs.run(xp, batch_size=3)
+    np.testing.assert_array_equal(res.outputs, ref)
+    assert list(res.cycles) == [predict_cycles(prog, 3)]
+
+
+def test_model_predict_on_native_backend(tmp_path):
+    """``Model(bundle, backend="native")``: the user's API over the native simulation."""
+    import torch
+    from torch import nn
+    from zeroskip.driver import Model
+    from zeroskip.host import convert
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, groups=4),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    x = np.random.default_rng(1).normal(size=(16, 1, 12, 12)).astype(np.float32)
+    conv = convert(net, x, sparsity=0.5)
+    path = conv.export(tmp_path / "b", test_inputs=x[:4])
+    with Model(path, backend="native", quiet=True) as m:
+        y = m.predict(x[:5])
+        assert m.last.cycles_per_image == conv.cycles()
+        assert m.verify()["bit_exact"]
+    np.testing.assert_array_equal(y, conv.predict(x[:5]))
+
+
 @pytest.mark.parametrize("mode", ["sites", "reduce"])
 def test_sparse_pixel_networks(zs, runner, mode):
     rng = np.random.default_rng(7)

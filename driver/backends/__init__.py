@@ -11,7 +11,7 @@ import os
 from ..program import HwConfig
 from .base import MAX_LEN_BITS, Backend
 
-KINDS = ("auto", "board", "sim", "model")
+KINDS = ("auto", "board", "sim", "native", "model")
 
 
 def board_available(bitfile=None) -> bool:
@@ -32,8 +32,10 @@ def board_available(bitfile=None) -> bool:
 def open_backend(kind: str = "auto", hw: HwConfig | None = None, *, simulator: str = "verilator",
                  bitfile=None, fault_inject: bool = False, len_bits: int | None = None, **sim_kw) -> Backend:
     """Open a backend: ``"board"`` (pynq overlay), ``"sim"`` (the RTL in a live
-    simulation), ``"model"`` (the golden model) or ``"auto"`` (board when running on a
-    PYNQ board with the overlay files present, else sim).
+    simulation under cocotb, Verilator or Icarus), ``"native"`` (the same RTL Verilated
+    into a library the C++ side clocks and drives: no cocotb, many times faster;
+    :mod:`zeroskip.driver.sim.native`), ``"model"`` (the golden model) or ``"auto"``
+    (board when running on a PYNQ board with the overlay files present, else sim).
 
     ``hw`` is the configuration to simulate or model (the board reads its own);
     ``len_bits`` the DMA length-register width of sim/model (default 26);
@@ -47,6 +49,9 @@ def open_backend(kind: str = "auto", hw: HwConfig | None = None, *, simulator: s
     if kind == "board":
         from .board import open_board
         return open_board(bitfile)
+    if kind == "native":   # the same RTL, Verilated into a library driven from C++: much faster
+        from ..sim.native import open_native
+        return open_native(hw or HwConfig(), fault_inject=fault_inject, len_bits=lb, quiet=sim_kw.get("quiet", False))
     if kind == "sim":
         from .sim import open_sim
         return open_sim(hw or HwConfig(), simulator=simulator, fault_inject=fault_inject, len_bits=lb, **sim_kw)
