@@ -15,6 +15,11 @@ import time
 from pathlib import Path
 
 DEFAULT_OUT = "outputs"
+# `zeroskip demo --model NAME`: the zoo models (zeroskip.host.zoo, trained and pruned by
+# zeroskip.host.bench.zoo) besides TinyCNN (`tiny`) and the sparse-pixel CNN; listed here
+# so that the parser needs no torch import
+ZOO_DEMO_MODELS = ("tinycnn", "lenet5", "dscnn_kws", "resnet8", "fc_autoencoder", "jet_mlp")
+DEMO_MODELS = ("tiny", "sparsepixels") + ZOO_DEMO_MODELS
 
 
 class CliError(Exception):
@@ -162,7 +167,93 @@ def _run_and_report(args, bundle_path: Path, out: Path, extra: dict | None = Non
 
 # -- commands ---------------------------------------------------------------------------------
 
+def _zoo_demo(args) -> int:
+    """``demo --model NAME`` for a zoo model: train (cached), prune while training
+    (cached), convert, export ``<out>/bundle_<name>``, run ``--sim-images`` test images on
+    ``--backend`` and the rest of the test set on the golden model, check them against the
+    integer reference (outputs and cycles), report and write ``<out>/summary_<name>.json``."""
+    import numpy as np
+    from zeroskip.driver.predict import Model
+
+    from zeroskip.host.bench import zoo as zb
+    from zeroskip.host.conversion import convert
+
+    name = args.model
+    if args.dataset is not None:
+        raise CliError(f"--dataset is for --model tiny / sparsepixels; {name} uses its own data set")
+    if not 0.0 <= args.sparsity < 1.0:
+        raise CliError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    out = _out_dir(args)
+    t = time.perf_counter()
+    _log(args, f"model: {name} (zoo): training (or the cached model), then pruning to {args.sparsity:.2f} while "
+               "fine-tuning (or the cached pruned model)")
+    zm = zb.prune_zoo_model(name, args.sparsity, seed=args.seed, epochs=args.epochs,
+                            finetune_epochs=args.finetune_epochs, cache=not args.no_cache, quiet=args.quiet)
+    x_tr, _y_tr, x_te, y_te = zb.zoo_data(name, args.seed)
+    classify = zm.task == "classification"
+    metric = "accuracy" if classify else "reconstruction MSE"
+    _log(args, f"trained and pruned [{time.perf_counter() - t:.1f} s]: weight sparsity {zm.weight_sparsity:.3f}, "
+               f"float {metric} dense {zm.metric_dense:.4f}, pruned {zm.metric_pruned:.4f}"
+               f"{' (cached)' if zm.cached_pruned else f' ({zm.finetune_epochs} fine-tuning epochs)'}")
+    t1 = time.perf_counter()
+    conv = convert(zm.pruned, x_tr[:zb.CALIB_N], sparsity=None, lanes=args.lanes, name=name)
+    if not conv.fits:
+        raise CliError(f"{name} at sparsity {args.sparsity:.2f} does not fit the overlay (LANES={args.lanes}): "
+                       f"{conv.fit_error}")
+    cycles = conv.cycles()
+    n = x_te.shape[0] if args.n_samples is None else min(args.n_samples, x_te.shape[0])
+    x, y = x_te[:n], y_te[:n]
+    expected = conv.predict_int(x)
+    n_first = min(args.sim_images, n)
+    bundle = conv.export(out / f"bundle_{name}", test_inputs=x[:n_first], labels=y[:n_first] if classify else None)
+    _log(args, f"converted and exported [{time.perf_counter() - t1:.1f} s]: {bundle}; {cycles} cycles per inference "
+               f"= {cycles / zb.CLOCK_MHZ:.1f} us at {zb.CLOCK_MHZ:g} MHz (LANES={args.lanes})")
+    runs = []
+    parts = [(args.backend, 0, n_first)] if args.backend != "model" else [("model", 0, n)]
+    if args.backend != "model" and n_first < n:
+        parts.append(("model", n_first, n))
+    outs = []
+    for backend, a, b in parts:
+        t2 = time.perf_counter()
+        with Model(bundle, backend=backend, simulator=args.simulator, quiet=True) as m:
+            got = m.predict_int(m.quantize(x[a:b]))
+            kind = str(m.backend)
+            cpi = float(m.last.cycles_per_image)
+        mism = int(np.count_nonzero(got != expected[a:b]))
+        runs.append({"backend": kind, "images": b - a, "first": a, "mismatches": mism, "cycles_per_image": cpi,
+                     "cycles_match": cpi == cycles, "wall_s": time.perf_counter() - t2})
+        outs.append(got)
+        _log(args, f"  test images {a}..{b - 1} on {kind}: {mism} mismatching outputs, {cpi:.0f} cycles per image "
+                   f"[{time.perf_counter() - t2:.1f} s]")
+    yq = np.concatenate(outs).astype(np.float64) * conv.output_scale
+    if classify:
+        acc_int8 = float(np.mean(yq.argmax(1) == y))
+    else:
+        acc_int8 = float(np.mean((yq - x.reshape(n, -1)) ** 2))
+    ok = all(r["mismatches"] == 0 and r["cycles_match"] for r in runs)
+    s = {"model": name, "task": zm.task, "lanes": args.lanes, "sparsity_target": args.sparsity,
+         "weight_sparsity": zm.weight_sparsity, "finetune_epochs": zm.finetune_epochs, "metric": metric,
+         "float_dense": zm.metric_dense, "float_pruned": zm.metric_pruned, "int8": acc_int8, "test_images": n,
+         "cycles_predicted": cycles, "latency_us": cycles / zb.CLOCK_MHZ, "clock_mhz": zb.CLOCK_MHZ,
+         "bit_exact": ok, "runs": runs, "bundle": str(bundle), "seconds": time.perf_counter() - t}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"summary_{name}.json"
+    path.write_text(json.dumps(s, indent=1))
+    if not ok:
+        raise CliError(f"{name}: backend outputs differ from the integer reference or cycles differ from the "
+                       f"prediction ({cycles}): see {path}")
+    where = " + ".join(f"{r['images']} on {r['backend']}" for r in runs)
+    _log(args, f"{name}: {metric} float dense {zm.metric_dense:.4f} / pruned {zm.metric_pruned:.4f}, int8 "
+               f"{acc_int8:.4f} ({n} test images: {where}); bit-exact with the integer reference and cycles = "
+               f"prediction on all of them; {cycles} cycles = {cycles / zb.CLOCK_MHZ:.1f} us per inference at "
+               f"{zb.CLOCK_MHZ:g} MHz")
+    _log(args, f"written: {path}, {bundle}; demo finished in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
 def cmd_demo(args) -> int:
+    if args.model in ZOO_DEMO_MODELS:
+        return _zoo_demo(args)
     out = _out_dir(args)
     t = time.perf_counter()
     tr = _trained(args)
@@ -249,10 +340,70 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _kinds(args, lanes: str, out: Path | None) -> None:
+    from zeroskip.host.bench.kinds import kind_figures, print_kinds
+
+    t = time.perf_counter()
+    rows = kind_figures(tuple(int(v) for v in lanes.split(",")), args.sparsity)
+    print()
+    print_kinds(rows)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "kinds.json").write_text(json.dumps(rows, indent=1))
+    written = f"; written: {out / 'kinds.json'}" if out is not None else ""
+    _log(args, f"({time.perf_counter() - t:.1f} s{written})")
+
+
+def _zoo_bench(args) -> None:
+    from zeroskip.host.bench import zoo as zb
+
+    try:
+        lanes = [int(v) for v in (args.lanes or "8,16").split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"--lanes must be comma-separated integers, got {args.lanes!r}") from None
+    models = None if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
+    if models:
+        from zeroskip.host.zoo import ZOO
+
+        bad = [m for m in models if m not in ZOO]
+        if bad:
+            raise CliError(f"--models: unknown zoo model(s) {', '.join(bad)} (zoo: {', '.join(ZOO)})")
+    if not 0.0 <= args.sparsity < 1.0:
+        raise CliError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    backend = args.backend
+    if backend == "auto":
+        from zeroskip.driver.backends import board_available
+
+        backend = "board" if board_available() else "sim"
+    out = _out_dir(args) / "zoo"
+    t = time.perf_counter()
+    rows = zb.bench_zoo(models, lanes=lanes, sparsity=args.sparsity, verify=args.verify, out_dir=out,
+                        backend=backend, seed=args.seed, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
+                        cache=not args.no_cache, quiet=args.quiet)
+    print()
+    print(zb.text_table(rows))
+    print()
+    for line in zb._verdict(rows, zb.comparison(rows)):
+        print(line.replace("**", ""))
+    print(f"\nwritten: {out / 'zoo.json'}, zoo.md, zoo.png ({time.perf_counter() - t:.0f} s)")
+
+
 def cmd_bench(args) -> int:
+    if args.verify and not args.zoo:
+        raise CliError("--verify is for --zoo")
+    if args.models and not args.zoo:
+        raise CliError("--models is for --zoo")
+    if args.zoo or args.kinds:
+        if args.zoo:
+            _zoo_bench(args)
+        if args.kinds:
+            _kinds(args, args.lanes or "8,16", _out_dir(args))
+        return 0
     from zeroskip.host.bench.figures import run_bench
 
+    args.lanes = args.lanes or "4,8,16"
     run_bench(args)
+    _kinds(args, args.lanes, _out_dir(args))
     return 0
 
 
@@ -434,15 +585,22 @@ def cmd_predict(args) -> int:
 
 # -- parser -----------------------------------------------------------------------------------
 
-def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, backend: bool = False) -> None:
+def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, backend: bool = False,
+            zoo: bool = False) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for everything the command writes (default: outputs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     if train:
         p.add_argument("--dataset", default=None, choices=("synthetic", "digits", "detector"),
                        help="synthetic 16x16 2-class set (default), scikit-learn's 8x8 digits, or 63x63 "
                             "sparse detector images (with --model sparsepixels, its default)")
-        p.add_argument("--model", default="tiny", choices=("tiny", "sparsepixels"),
-                       help="TinyCNN (default) or the sparse-pixel CNN for detector images")
+        if zoo:
+            p.add_argument("--model", default="tiny", choices=DEMO_MODELS,
+                           help="TinyCNN (default), the sparse-pixel CNN for detector images, or a zoo model "
+                                f"({', '.join(ZOO_DEMO_MODELS)}: its own data set, trained and pruned while "
+                                "training, both cached)")
+        else:
+            p.add_argument("--model", default="tiny", choices=("tiny", "sparsepixels"),
+                           help="TinyCNN (default) or the sparse-pixel CNN for detector images")
         p.add_argument("--n-max", type=_count(1), default=20, help="sparse-pixel input reduce: active pixels kept (20)")
         p.add_argument("--input-mode", default="sites", choices=("sites", "reduce"),
                        help="sparse-pixel input: pre-reduced sites from the driver, or reduced by the engine")
@@ -466,7 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(or its simulation): train, prune, quantise, compile, run, check.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("demo", help="the whole flow: train, prune, quantise, export, run, check bit-exact, report")
-    _common(p, backend=True)
+    _common(p, backend=True, zoo=True)
+    p.add_argument("--sim-images", type=_count(1), default=4,
+                   help="zoo models: test images run on --backend (default 4); the rest of the test set runs on "
+                        "the golden model")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("train", help="train, prune and quantise; save the quantised model")
     _common(p, hw=False)
@@ -484,7 +645,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("bench", help="performance figures: utilisation, speedup, latency, sim throughput, resources")
     _common(p, hw=False, backend=True)
-    p.add_argument("--lanes", default="4,8,16", help="LANES values to compare (default 4,8,16)")
+    p.add_argument("--lanes", default=None, help="LANES values to compare (default 4,8,16; 8,16 with --zoo or "
+                                                 "--kinds)")
+    p.add_argument("--zoo", action="store_true", help="the model zoo bench instead (host/bench/zoo.py): every zoo "
+                   "model trained, pruned while training, converted and timed per LANES; writes <out>/zoo/")
+    p.add_argument("--kinds", action="store_true", help="MAC utilisation per layer kind only (host/bench/kinds.py; "
+                   "also part of the full bench)")
+    p.add_argument("--models", default=None, help="--zoo: comma-separated zoo models (default: all)")
+    p.add_argument("--verify", type=_count(0), default=0,
+                   help="--zoo: test images per conversion run on --backend and checked bit- and cycle-exact")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys resource table")
     p.add_argument("--no-sim", action="store_true", help="skip the RTL simulation throughput figures")
     p.add_argument("--no-sparse", action="store_true", help="skip the sparse-pixel figures")

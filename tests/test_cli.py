@@ -175,3 +175,53 @@ def test_bad_counts_are_refused_before_training(args, needle, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-500:]
     assert needle in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "o").exists()
+
+
+# -- the zoo on the command line: demo --model NAME, bench --zoo, bench --kinds ------------------
+
+def test_demo_zoo_choices_match_the_zoo_bench():
+    from zeroskip.host import cli
+    from zeroskip.host.bench import zoo as zb
+
+    assert set(cli.ZOO_DEMO_MODELS) == set(zb.TRAIN) == set(zb.FINETUNE)
+
+
+@pytest.mark.ml
+def test_demo_zoo_model(tmp_path, monkeypatch, capsys):
+    from zeroskip.host import cli
+
+    monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "o"
+    rc = cli.main(["demo", "--model", "jet_mlp", "--backend", "model", "--epochs", "1", "--finetune-epochs", "1",
+                   "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "bit-exact" in text and "on model" in text and "us per inference" in text
+    s = json.loads((out / "summary_jet_mlp.json").read_text())
+    assert s["bit_exact"] is True and s["test_images"] == sum(r["images"] for r in s["runs"])
+    assert all(r["mismatches"] == 0 and r["cycles_match"] for r in s["runs"])
+    assert s["latency_us"] == pytest.approx(s["cycles_predicted"] / 100.0)
+    assert s["weight_sparsity"] == pytest.approx(0.7, abs=1e-3) and 0.0 <= s["int8"] <= 1.0
+    assert (out / "bundle_jet_mlp" / "manifest.json").is_file()
+    # a dataset is the tiny model's option: a one-line error for zoo models
+    assert cli.main(["demo", "--model", "jet_mlp", "--dataset", "digits", "--backend", "model",
+                     "--out", str(out)]) == 2
+    assert "--dataset" in capsys.readouterr().err
+
+
+@pytest.mark.ml
+def test_bench_zoo_and_kinds(tmp_path, monkeypatch, capsys):
+    from zeroskip.host import cli
+
+    monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path / "cache"))
+    rc = cli.main(["bench", "--zoo", "--kinds", "--models", "jet_mlp", "--lanes", "8", "--backend", "model",
+                   "--verify", "1", "--epochs", "1", "--finetune-epochs", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "jet_mlp" in text and "MAC utilisation per layer kind" in text and "depthwise 3x3" in text
+    rows = json.loads((tmp_path / "zoo" / "zoo.json").read_text())
+    assert [(r["model"], r["lanes"], r["verified_images"], r["mismatches"]) for r in rows] == [("jet_mlp", 8, 1, 0)]
+    assert (tmp_path / "zoo" / "zoo.md").is_file() and (tmp_path / "kinds.json").is_file()
+    assert cli.main(["bench", "--zoo", "--models", "nope", "--out", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert cli.main(["bench", "--verify", "2", "--out", str(tmp_path)]) == 2

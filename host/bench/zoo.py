@@ -1,21 +1,23 @@
 """The model zoo on the engine: every :mod:`zeroskip.host.zoo` model trained briefly on
-its task-shaped data, pruned and converted with :func:`zeroskip.host.conversion.convert`
-for each LANES, with MACs, cycles, latency, MAC utilisation, the speedup over the same
-model unpruned on the same engine, int8 accuracy and (``verify=N``) N test images run
-bit-exact on the RTL simulation — beside the published PYNQ-Z2 figures of MLPerf Tiny.
+its task-shaped data, pruned while training (masks + fine-tuning, :func:`prune_zoo_model`)
+and converted with :func:`zeroskip.host.conversion.convert` for each LANES, with MACs,
+cycles, latency, MAC utilisation, the speedup over the same model unpruned on the same
+engine, int8 accuracy and (``verify=N``) N test images run bit-exact on the RTL
+simulation — beside the published PYNQ-Z2 figures of MLPerf Tiny.
 
     python -m zeroskip.host.bench.zoo --lanes 8,16 --verify 2 --backend sim --out outputs/zoo
 
 writes ``zoo.json`` (the rows), ``zoo.md`` (the tables) and ``zoo.png`` (latency, log
-scale) into the output folder. ``bench_zoo`` returns the rows; ``train_zoo_model`` trains
-(and caches) one zoo model.
+scale) into the output folder (also ``zeroskip bench --zoo``). ``bench_zoo`` returns the
+rows; ``train_zoo_model`` trains (and caches) one zoo model, ``prune_zoo_model`` prunes and
+fine-tunes it (cached too).
 
 Definitions (as in :mod:`zeroskip.host.bench.figures`): cycles are the exact golden-model
 count of one inference, input and output streams included (``CYCLES − STALL`` on the
 RTL); MAC utilisation = the engine's non-zero MACs / (LANES × those cycles) (the MAC
 counter of the golden model, the pooling layers the engine runs as convolutions of ones
 included); ``mac_utilization_compute`` divides by the layers' cycles only. The speedup
-compares with the same trained model converted without pruning (``sparsity=None``: a
+compares with the densely trained model converted without pruning (``sparsity=None``: a
 densely trained model has no zero weights, so that is the dense cost) on the same LANES.
 """
 
@@ -34,6 +36,8 @@ import numpy as np
 
 CLOCK_MHZ = 100.0
 TRAIN_VERSION = 1           # bump when the training recipe changes (part of the cache key)
+PRUNE_VERSION = 1           # bump when the pruning / fine-tuning recipe changes
+DEFAULT_SPARSITY = 0.7
 
 # Per model: training epochs (sized so that all models together train in a few minutes on
 # two CPU cores; ResNet-8 on 2000 32×32 images dominates), learning rate, batch size.
@@ -44,6 +48,18 @@ TRAIN = {
     "resnet8": {"epochs": 8, "lr": 2e-3, "batch": 64},
     "fc_autoencoder": {"epochs": 30, "lr": 1e-3, "batch": 64},
     "jet_mlp": {"epochs": 30, "lr": 3e-3, "batch": 64},
+}
+# Pruning while training: after the dense training, ``steps`` rounds of (masks on the
+# smallest weights up to the round's target, on the cubic schedule of Zhu & Gupta 2017,
+# then training with the masks in force: Adam, cosine schedule, a lower rate); ``epochs``
+# in all, split over the rounds. All six models fine-tune in well under a minute.
+FINETUNE = {
+    "tinycnn": {"epochs": 12, "steps": 3, "lr": 1e-3, "batch": 64},
+    "lenet5": {"epochs": 6, "steps": 3, "lr": 7e-4, "batch": 64},
+    "dscnn_kws": {"epochs": 15, "steps": 3, "lr": 1e-3, "batch": 64},
+    "resnet8": {"epochs": 9, "steps": 3, "lr": 7e-4, "batch": 64},
+    "fc_autoencoder": {"epochs": 15, "steps": 3, "lr": 5e-4, "batch": 64},
+    "jet_mlp": {"epochs": 45, "steps": 3, "lr": 2e-3, "batch": 64},
 }
 # not a convert() model: listed in the table, not benchmarked here
 SKIPPED = {"sparsepixels": "sparse-pixel path (input reduce + site lists), not a convert() model: "
@@ -68,12 +84,14 @@ PUBLISHED = (
      "ours": "dscnn_kws"},
 )
 
-ROW_FIELDS = ("model", "task", "lanes", "params", "nonzero", "fits", "fit_error", "error", "macs_dense",
+ROW_FIELDS = ("model", "task", "lanes", "sparsity", "weight_sparsity", "finetune_epochs", "params", "nonzero", "fits",
+              "fit_error", "error", "macs_dense",
               "macs_sparse", "cycles", "latency_us", "mac_utilization", "mac_utilization_compute", "cycles_unpruned",
               "speedup", "speedup_basis", "cycles_enlarged", "verified_images", "mismatches", "cycles_per_image_sim",
               "cycles_match", "verify_backend", "verify_path", "bundle_error", "verify_error", "metric",
-              "accuracy_float", "accuracy_int8",
-              "accuracy_int8_unpruned", "mse_float", "mse_int8", "mse_int8_unpruned", "agreement", "rel_l2", "note")
+              "accuracy_float", "accuracy_int8", "accuracy_float_dense",
+              "accuracy_int8_unpruned", "mse_float", "mse_int8", "mse_float_dense", "mse_int8_unpruned", "agreement",
+              "rel_l2", "note")
 
 
 # ---------------------------------------------------------------------------- training
@@ -124,28 +142,20 @@ def _float_metric(model, task: str, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((out - x.reshape(len(x), -1)) ** 2))
 
 
-def train_zoo_model(name: str, seed: int = 0, epochs: int | None = None, cache: bool = True, quiet: bool = True):
-    """Train zoo model ``name`` briefly on its data set (Adam; cross-entropy for
-    classification, MSE for the autoencoder) and return ``(model, metric)``: the float
-    ``nn.Module`` in eval mode and its test accuracy (classification) or reconstruction
-    MSE (autoencoder). The state_dict is cached under ``cache_dir("models")`` as
-    ``zoo-<name>-<key>.pt`` (:func:`cache_key`)."""
+def _fit(model, task: str, x_tr: np.ndarray, y_tr: np.ndarray, cfg: dict, seed: int, quiet: bool,
+         label: str) -> None:
+    """Adam over shuffled mini-batches (cross-entropy, or MSE against the input for the
+    autoencoder) with a cosine schedule; in place. Pruning masks on the model stay in
+    force (``torch.nn.utils.prune`` recomputes ``weight`` before every forward)."""
     import torch
     from torch import nn
-    from zeroskip.driver.tools import cache_dir
-    from zeroskip.host.zoo import get
+    from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
+    with torch_threads(DEFAULT_THREADS):     # one thread: as fast on these models, robust on shared cores
+        _fit_loop(model, task, x_tr, y_tr, cfg, seed, quiet, label, torch, nn)
 
-    entry = get(name)
-    cfg = _train_cfg(name, epochs)
-    x_tr, y_tr, x_te, y_te = zoo_data(name, seed)
-    path = cache_dir("models") / f"zoo-{name}-{cache_key(name, seed, epochs)}.pt"
-    torch.manual_seed(seed)
-    model = entry.factory()
-    if cache and path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        model.eval()
-        return model, _float_metric(model, entry.task, x_te, y_te)
-    classify = entry.task == "classification"
+
+def _fit_loop(model, task, x_tr, y_tr, cfg, seed, quiet, label, torch, nn) -> None:
+    classify = task == "classification"
     loss_fn = nn.CrossEntropyLoss() if classify else nn.MSELoss()
     xt = torch.as_tensor(x_tr)
     yt = torch.as_tensor(y_tr) if classify else xt.reshape(len(xt), -1)
@@ -168,15 +178,192 @@ def train_zoo_model(name: str, seed: int = 0, epochs: int | None = None, cache: 
             total += float(loss.detach()) * len(idx)
         sched.step()
         if not quiet:
-            print(f"  {name}: epoch {ep + 1}/{cfg['epochs']} loss {total / len(xt):.4f} "
+            print(f"  {label}: epoch {ep + 1}/{cfg['epochs']} loss {total / len(xt):.4f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     model.eval()
+
+
+def _save(model, path: Path) -> None:
+    import torch
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{id(model)}")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+
+
+def train_zoo_model(name: str, seed: int = 0, epochs: int | None = None, cache: bool = True, quiet: bool = True):
+    """Train zoo model ``name`` briefly on its data set (Adam; cross-entropy for
+    classification, MSE for the autoencoder) and return ``(model, metric)``: the float
+    ``nn.Module`` in eval mode and its test accuracy (classification) or reconstruction
+    MSE (autoencoder). The state_dict is cached under ``cache_dir("models")`` as
+    ``zoo-<name>-<key>.pt`` (:func:`cache_key`)."""
+    import torch
+    from zeroskip.driver.tools import cache_dir
+    from zeroskip.host.zoo import get
+
+    entry = get(name)
+    cfg = _train_cfg(name, epochs)
+    x_tr, y_tr, x_te, y_te = zoo_data(name, seed)
+    path = cache_dir("models") / f"zoo-{name}-{cache_key(name, seed, epochs)}.pt"
+    torch.manual_seed(seed)
+    model = entry.factory()
+    if cache and path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.eval()
+        return model, _float_metric(model, entry.task, x_te, y_te)
+    _fit(model, entry.task, x_tr, y_tr, cfg, seed, quiet, name)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{id(model)}")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        _save(model, path)
     return model, _float_metric(model, entry.task, x_te, y_te)
+
+
+# ---------------------------------------------------------------------------- pruning while training
+
+def _finetune_cfg(name: str, epochs: int | None) -> dict:
+    if name not in FINETUNE:
+        raise ValueError(f"{name}: no fine-tuning recipe in the zoo bench (models: {', '.join(FINETUNE)})")
+    cfg = dict(FINETUNE[name])
+    if epochs is not None:
+        if int(epochs) < 0:
+            raise ValueError(f"fine-tuning epochs must be >= 0, got {epochs}")
+        cfg["epochs"] = int(epochs)
+    return cfg
+
+
+def model_sparsity(sparsity, name: str) -> float | None:
+    """The pruning target of ``name``: ``sparsity`` itself (a number or ``None``), or its
+    entry in a ``{name: fraction}`` map (``"default"``: the others; else
+    :data:`DEFAULT_SPARSITY`)."""
+    if isinstance(sparsity, dict):
+        s = sparsity.get(name, sparsity.get("default", DEFAULT_SPARSITY))
+    else:
+        s = sparsity
+    if s is None:
+        return None
+    s = float(s)
+    if not 0.0 <= s < 1.0:
+        raise ValueError(f"{name}: sparsity must be in [0, 1), got {s}")
+    return s
+
+
+def parse_sparsity(text: str):
+    """``"0.7"`` → 0.7; ``"0.7,fc_autoencoder=0.9"`` → ``{"default": 0.7, "fc_autoencoder": 0.9}``
+    (``"none"``: no pruning)."""
+    out: dict = {}
+    for tok in (t.strip() for t in str(text).split(",")):
+        if not tok:
+            continue
+        key, _, val = tok.rpartition("=")
+        v = None if val.strip().lower() == "none" else float(val)
+        if v is not None and not 0.0 <= v < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {v}")
+        out[key.strip() or "default"] = v
+    if not out:
+        raise ValueError("empty --sparsity")
+    return out["default"] if list(out) == ["default"] else out
+
+
+def prune_cache_key(name: str, sparsity: float, seed: int = 0, epochs: int | None = None,
+                    finetune_epochs: int | None = None) -> str:
+    """The cache key of one pruned, fine-tuned zoo model: the dense model's
+    :func:`cache_key`, the sparsity, the fine-tuning recipe (epochs included)."""
+    blob = json.dumps({"dense": cache_key(name, seed, epochs), "sparsity": round(float(sparsity), 6),
+                       "ft": _finetune_cfg(name, finetune_epochs), "v": PRUNE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _mask_layer_normalised(model, sparsity: float) -> int:
+    """Pruning masks on every Conv2d / Linear weight: the ``sparsity`` fraction with the
+    smallest |w| / RMS(layer) over all layers together (the ranking of ``convert``'s
+    one-shot pass, :func:`zeroskip.host.ir.passes.prune.prune_global_l1`; raw |w| would
+    empty small-scale layers). Returns the number of weights masked."""
+    import torch
+    from torch.nn.utils import prune
+    from zeroskip.host.training.prune import prunable_layers
+    layers = [m for _, m in prunable_layers(model)]
+    if not layers:
+        raise ValueError("model has no Conv2d or Linear layer to prune")
+    scores = {}
+    for m in layers:
+        w = m.weight.detach().abs()
+        rms = float(torch.sqrt((w * w).mean()))
+        scores[(m, "weight")] = w / rms if rms > 0 else w
+    count = round(sparsity * sum(m.weight.numel() for m in layers))
+    prune.global_unstructured([(m, "weight") for m in layers], pruning_method=prune.L1Unstructured,
+                              importance_scores=scores, amount=count)
+    return count
+
+
+@dataclasses.dataclass
+class ZooModels:
+    """A zoo model trained densely and its pruned, fine-tuned copy (the same object when
+    ``sparsity`` is ``None``). ``metric*``: test accuracy, or reconstruction MSE for the
+    autoencoder. ``weight_sparsity``: zeros / conv+linear weights of ``pruned``."""
+
+    name: str
+    task: str
+    dense: object
+    pruned: object
+    metric_dense: float
+    metric_pruned: float
+    sparsity: float | None
+    weight_sparsity: float
+    finetune_epochs: int
+    seconds_train: float
+    seconds_finetune: float
+    cached_pruned: bool
+
+
+def prune_zoo_model(name: str, sparsity: float | None = DEFAULT_SPARSITY, seed: int = 0, epochs: int | None = None,
+                    finetune_epochs: int | None = None, cache: bool = True, quiet: bool = True) -> ZooModels:
+    """Train (or load) zoo model ``name`` densely, then prune it while training, in
+    :data:`FINETUNE` ``steps`` rounds towards ``sparsity``: masks on the smallest
+    conv/linear weights (layer-normalised global L1, :func:`_mask_layer_normalised`),
+    training with the masks in force (:data:`FINETUNE` epochs in all; ``finetune_epochs``
+    overrides, 0: one-shot masks), the masks baked in
+    (:func:`zeroskip.host.training.prune.finalize`; zeros of earlier rounds rank lowest).
+    The pruned state_dict is cached as ``zoo-pruned-<name>-<key>.pt``
+    (:func:`prune_cache_key`)."""
+    import copy
+
+    import torch
+    from zeroskip.driver.tools import cache_dir
+    from zeroskip.host.training.prune import finalize, weight_sparsity
+    from zeroskip.host.zoo import get
+
+    entry = get(name)
+    t0 = time.perf_counter()
+    dense, metric = train_zoo_model(name, seed=seed, epochs=epochs, cache=cache, quiet=quiet)
+    t_train = time.perf_counter() - t0
+    if sparsity is None:
+        return ZooModels(name, entry.task, dense, dense, metric, metric, None, weight_sparsity(dense), 0, t_train,
+                         0.0, False)
+    sparsity = model_sparsity(sparsity, name)
+    cfg = _finetune_cfg(name, finetune_epochs)
+    x_tr, y_tr, x_te, y_te = zoo_data(name, seed)
+    key = prune_cache_key(name, sparsity, seed, epochs, finetune_epochs)
+    path = cache_dir("models") / f"zoo-pruned-{name}-{key}.pt"
+    t1 = time.perf_counter()
+    pruned = copy.deepcopy(dense)
+    cached = False
+    if cache and path.is_file():
+        pruned.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        cached = True
+    else:
+        steps = max(1, min(int(cfg["steps"]), cfg["epochs"]))
+        for k in range(1, steps + 1):
+            target = sparsity * (1.0 - (1.0 - k / steps) ** 3)
+            _mask_layer_normalised(pruned, target)
+            ep_k = cfg["epochs"] // steps + (1 if k <= cfg["epochs"] % steps else 0)
+            if ep_k > 0:
+                _fit(pruned, entry.task, x_tr, y_tr, dict(cfg, epochs=ep_k), seed + k, quiet,
+                     f"{name} fine-tune {k}/{steps} (sparsity {target:.3f})")
+            finalize(pruned)
+        if cache:
+            _save(pruned, path)
+    pruned.eval()
+    return ZooModels(name, entry.task, dense, pruned, metric, _float_metric(pruned, entry.task, x_te, y_te),
+                     sparsity, weight_sparsity(pruned), cfg["epochs"], t_train, time.perf_counter() - t1, cached)
 
 
 # ---------------------------------------------------------------------------- one conversion
@@ -273,17 +460,22 @@ def _empty_row(name: str, task: str, lanes: int | None) -> dict:
 
 # ---------------------------------------------------------------------------- the bench
 
-def bench_zoo(models=None, lanes=(8, 16), sparsity: float | None = 0.7, verify: int = 0,
+def bench_zoo(models=None, lanes=(8, 16), sparsity: float | dict | None = DEFAULT_SPARSITY, verify: int = 0,
               out_dir: str | Path | None = "outputs/zoo", backend: str = "sim", *, seed: int = 0,
-              epochs: int | dict | None = None, cache: bool = True, hw=None, quiet: bool = True) -> list[dict]:
+              epochs: int | dict | None = None, finetune_epochs: int | dict | None = None, cache: bool = True,
+              hw=None, quiet: bool = True) -> list[dict]:
     """Train (or load), convert and measure every zoo model at every LANES; return the
     rows (one per model × LANES, plus one for each skipped model) and write ``zoo.json``,
     ``zoo.md`` and ``zoo.png`` into ``out_dir`` (``None``: write nothing).
 
-    ``sparsity``: global L1 pruning fraction of the converted model (one shot, no
-    fine-tuning). ``verify=N``: run N test images of each fitting conversion on
-    ``backend`` (``"sim"``: the RTL simulation; ``"model"``: the golden model) from an
-    exported bundle and compare them with the integer reference and the predicted cycles.
+    ``sparsity``: the pruning target (a fraction, ``{name: fraction}`` with an optional
+    ``"default"`` key, or ``None``: no pruning). Each model is pruned while training
+    (:func:`prune_zoo_model`: masks, ``finetune_epochs`` of training with them, an int or
+    ``{name: epochs}``, default :data:`FINETUNE`) and converted with ``sparsity=None``;
+    the unpruned figures come from the densely trained model. ``verify=N``: run N test
+    images of each fitting conversion on ``backend`` (``"sim"``: the RTL simulation;
+    ``"model"``: the golden model) from an exported bundle and compare them with the
+    integer reference and the predicted cycles.
     ``epochs``: an int for every model or ``{name: epochs}``. ``hw``: a
     :class:`~zeroskip.driver.program.HwConfig` whose capacities replace the defaults (its
     LANES is replaced by each of ``lanes``). Errors of one model are recorded in its row
@@ -305,9 +497,11 @@ def bench_zoo(models=None, lanes=(8, 16), sparsity: float | None = 0.7, verify: 
             rows.append(r)
             continue
         ep = epochs.get(name) if isinstance(epochs, dict) else epochs
+        fep = finetune_epochs.get(name) if isinstance(finetune_epochs, dict) else finetune_epochs
         t0 = time.perf_counter()
         try:
-            model, metric = train_zoo_model(name, seed=seed, epochs=ep, cache=cache, quiet=quiet)
+            zm = prune_zoo_model(name, model_sparsity(sparsity, name), seed=seed, epochs=ep, finetune_epochs=fep,
+                                 cache=cache, quiet=quiet)
             x_tr, y_tr, x_te, y_te = zoo_data(name, seed)
         except Exception as e:   # noqa: BLE001 - a model's failure is reported in its row
             for L in lanes:
@@ -316,22 +510,26 @@ def bench_zoo(models=None, lanes=(8, 16), sparsity: float | None = 0.7, verify: 
                 rows.append(r)
             continue
         if not quiet:
-            print(f"{name}: trained ({time.perf_counter() - t0:.0f} s), float "
-                  f"{'accuracy' if entry.task == 'classification' else 'MSE'} {metric:.4f}", flush=True)
+            what = "accuracy" if entry.task == "classification" else "MSE"
+            print(f"{name}: trained and pruned to {zm.weight_sparsity:.3f} ({time.perf_counter() - t0:.0f} s; "
+                  f"fine-tune {zm.finetune_epochs} epochs{', cached' if zm.cached_pruned else ''}), float {what} "
+                  f"dense {zm.metric_dense:.4f}, pruned {zm.metric_pruned:.4f}", flush=True)
         calib = x_tr[:CALIB_N]
         shared: dict = {}                        # quantisation does not depend on LANES
         for L in lanes:
             t1 = time.perf_counter()
             r = _empty_row(name, entry.task, L)
             r["metric"] = "accuracy" if entry.task == "classification" else "mse"
+            r.update(sparsity=zm.sparsity, weight_sparsity=zm.weight_sparsity, finetune_epochs=zm.finetune_epochs)
             if entry.task == "classification":
-                r["accuracy_float"] = metric
+                r["accuracy_float"], r["accuracy_float_dense"] = zm.metric_pruned, zm.metric_dense
             else:
-                r["mse_float"] = metric
+                r["mse_float"], r["mse_float_dense"] = zm.metric_pruned, zm.metric_dense
             hw_l = HwConfig(lanes=L) if hw is None else dataclasses.replace(hw, lanes=L)
             try:
-                conv = convert(model, calib, sparsity=sparsity, hw=hw_l, name=name)
-                dense = convert(model, calib, sparsity=None, hw=hw_l, name=name) if sparsity is not None else conv
+                conv = convert(zm.pruned, calib, sparsity=None, hw=hw_l, name=name)
+                dense = convert(zm.dense, calib, sparsity=None, hw=hw_l, name=name) \
+                    if zm.pruned is not zm.dense else conv
             except Exception as e:   # noqa: BLE001
                 r["error"] = f"{type(e).__name__}: {e}"
                 rows.append(r)
@@ -406,16 +604,16 @@ def _fmt(v, spec: str = "", none: str = "–") -> str:
 def _quality(r: dict) -> str:
     if r.get("metric") == "accuracy":
         s = f"{_fmt(r['accuracy_float'], '.3f')} / {_fmt(r['accuracy_int8'], '.3f')}"
-        return s + f" ({_fmt(r.get('accuracy_int8_unpruned'), '.3f')})"
+        return s + f" ({_fmt(r.get('accuracy_float_dense'), '.3f')} / {_fmt(r.get('accuracy_int8_unpruned'), '.3f')})"
     if r.get("metric") == "mse":
         return f"MSE {_fmt(r['mse_float'], '.3f')} / {_fmt(r['mse_int8'], '.3f')} " \
-               f"({_fmt(r.get('mse_int8_unpruned'), '.3f')})"
+               f"({_fmt(r.get('mse_float_dense'), '.3f')} / {_fmt(r.get('mse_int8_unpruned'), '.3f')})"
     return "–"
 
 
 TABLE_HEAD = ["model", "LANES", "params", "non-zero", "fits", "MACs dense", "MACs sparse", "cycles",
               "latency µs", "MAC util (compute)", "speedup", "verified", "mismatches", "cycles = golden",
-              "float / int8 (unpruned int8)", "agreement / rel L2"]
+              "pruned float / int8 (dense float / int8)", "agreement / rel L2"]
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:
@@ -480,6 +678,8 @@ def _verdict(rows: list[dict], comp: list[dict]) -> list[str]:
     """Plain sentences: where the published per-model dataflow designs stay ahead, by how much."""
     out = []
     for c in comp:
+        if c["ratio"] is None and not any(r["model"] == c["ours"] for r in rows):
+            continue                          # not in this run
         if c["ratio"] is None:
             out.append(f"- {c['task']}: {c['design']} {c['latency_us']:g} µs; our `{c['ours']}` has no measured "
                        "latency (it does not fit the overlay, see the notes).")
@@ -496,19 +696,30 @@ def _verdict(rows: list[dict], comp: list[dict]) -> list[str]:
     return out
 
 
+def _sparsity_text(sparsity) -> str:
+    if isinstance(sparsity, dict):
+        return ", ".join(f"{k} {v if v is not None else 'none'}" for k, v in sparsity.items())
+    return "none" if sparsity is None else f"{sparsity:g}"
+
+
 def render_markdown(rows: list[dict], *, sparsity=None, verify: int = 0, backend: str = "sim") -> str:
     comp = comparison(rows)
+    ft = sorted({(r["model"], r["finetune_epochs"]) for r in rows if r.get("finetune_epochs")})
     lines = ["# Model zoo on the zero-skipping overlay", "",
-             f"Global L1 pruning to {sparsity if sparsity is not None else 'none'} (one shot, no fine-tuning), "
-             f"int8, {CLOCK_MHZ:g} MHz; cycles per inference from the golden model (input and output streams "
-             "included)" + (f", {verify} test images per conversion run on `{backend}` and compared bit-exact and "
-                            "cycle-exact." if verify else "."), "",
+             f"Pruned while training to {_sparsity_text(sparsity)} zeros (global L1 on layer-normalised "
+             "magnitudes, in rounds with training under the masks in between"
+             + (": " + ", ".join(f"{m} {e} epochs" for m, e in ft) if ft else "")
+             + f"), converted with `sparsity=None`; int8, {CLOCK_MHZ:g} MHz; cycles per inference from the "
+             "golden model (input and output streams included)"
+             + (f", {verify} test images per conversion run on `{backend}` and compared bit-exact and "
+                 "cycle-exact." if verify else "."), "",
              _md_table(TABLE_HEAD, table_rows(rows)), "",
              "MAC util = engine MACs / (LANES × cycles); in brackets the layers' cycles only. speedup = cycles of "
-             "the unpruned model on the same LANES / cycles of the pruned one. float / int8: test accuracy of the "
-             "float model and of the pruned int8 conversion (in brackets the unpruned int8 conversion); for the "
-             "autoencoder reconstruction MSE. agreement: argmax agreement int8 vs the pruned float graph; rel L2: "
-             "relative L2 error of the int8 outputs against it. †: exporting or loading the bundle failed (see "
+             "the unpruned model on the same LANES / cycles of the pruned one. pruned float / int8: test accuracy "
+             "of the pruned, fine-tuned float model and of its int8 conversion (in brackets the densely trained "
+             "float model and its int8 conversion); for the autoencoder reconstruction MSE. agreement: argmax "
+             "agreement int8 vs the pruned float graph; rel L2: relative L2 error of the int8 outputs against it. "
+             "†: exporting or loading the bundle failed (see "
              "the notes); the program was run on the backend directly.", ""]
     notes = [f"- `{r['model']}`" + (f" LANES={r['lanes']}" if r["lanes"] else "") + ": " + txt
              for r in rows
@@ -626,11 +837,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m zeroskip.host.bench.zoo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=None, help="comma-separated zoo names (default: all)")
     ap.add_argument("--lanes", default="8,16", help="comma-separated LANES values (default 8,16)")
-    ap.add_argument("--sparsity", type=float, default=0.7, help="global pruning fraction (default 0.7)")
+    ap.add_argument("--sparsity", type=parse_sparsity, default=DEFAULT_SPARSITY,
+                    help="pruning target (default 0.7); per model: 0.7,fc_autoencoder=0.9 ('none': unpruned)")
     ap.add_argument("--verify", type=int, default=0, help="test images per conversion to run on --backend")
     ap.add_argument("--backend", default="sim", choices=("sim", "model"), help="verification backend")
     ap.add_argument("--out", default="outputs/zoo", help="output folder (zoo.json, zoo.md, zoo.png)")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs for every model (default: per model)")
+    ap.add_argument("--finetune-epochs", type=int, default=None,
+                    help="fine-tuning epochs under the pruning masks, every model (default: per model)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cache", action="store_true", help="retrain even when a cached model exists")
     ap.add_argument("-q", "--quiet", action="store_true")
@@ -639,7 +853,8 @@ def main(argv=None) -> int:
     lanes = [int(v) for v in a.lanes.split(",") if v.strip()]
     t = time.perf_counter()
     rows = bench_zoo(models, lanes=lanes, sparsity=a.sparsity, verify=a.verify, out_dir=a.out, backend=a.backend,
-                     seed=a.seed, epochs=a.epochs, cache=not a.no_cache, quiet=a.quiet)
+                     seed=a.seed, epochs=a.epochs, finetune_epochs=a.finetune_epochs, cache=not a.no_cache,
+                     quiet=a.quiet)
     print()
     print(text_table(rows))
     print()
