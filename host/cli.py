@@ -613,7 +613,7 @@ def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, bac
     if hw:
         p.add_argument("--lanes", type=int, default=8, choices=(4, 8, 16), help="engine MAC lanes (default 8)")
     if backend:
-        p.add_argument("--backend", default="auto", choices=("auto", "board", "sim", "model"),
+        p.add_argument("--backend", default="auto", choices=("auto", "board", "sim", "native", "model"),
                        help="auto = board when pynq and the overlay are present, else sim")
         p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"),
                        help="RTL simulator for the sim backend (default verilator)")
@@ -680,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "model's softmax); print the timing and the first classes.")
     p.add_argument("bundle", help="bundle folder (from zeroskip convert)")
     p.add_argument("inputs", metavar="x.npy", help="float inputs (N, *the model's input shape)")
-    p.add_argument("--backend", default="auto", choices=("auto", "board", "sim", "model"),
+    p.add_argument("--backend", default="auto", choices=("auto", "board", "sim", "native", "model"),
                    help="auto = board when pynq and the overlay are present, else sim")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"),
                    help="RTL simulator for the sim backend (default verilator)")
