@@ -36,9 +36,10 @@ def _raster_keep(active: torch.Tensor, n_max: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(graph: Graph, x, *, all_tensors: bool = False):
+def evaluate(graph: Graph, x, *, all_tensors: bool = False, with_masks: bool = False):
     """Run ``graph`` on a batch ``x`` (N, *input shape) in float64. Returns the output
-    (numpy), or with ``all_tensors`` a dict of every tensor's value."""
+    (numpy), or with ``all_tensors`` a dict of every tensor's value (and with ``with_masks``
+    also a dict of the activity mask (N, 1, H, W) of every ``sites`` tensor)."""
     (inp,) = graph.inputs
     xt = _t(x)
     if tuple(xt.shape[1:]) != inp.shape:
@@ -107,6 +108,7 @@ def evaluate(graph: Graph, x, *, all_tensors: bool = False):
         if mask is not None and graph.tensors[node.output].layout == "sites":
             masks[node.output] = mask
     if all_tensors:
-        return {k: v.numpy() for k, v in vals.items()}
+        out = {k: v.numpy() for k, v in vals.items()}
+        return (out, {k: m.numpy() > 0 for k, m in masks.items()}) if with_masks else out
     out = [vals[o].numpy() for o in graph.outputs]
     return out[0] if len(out) == 1 else out

@@ -22,24 +22,32 @@ Each node kind maps to engine layers through one table (:data:`LOWER`); the sche
   input's scale; the result is ``(Σ·M + 2**(S-1)) >> S``, exactly round-half-up of the
   mean when the window size is a power of two, within one step otherwise.
 - **Flatten**: no layer; the linear layer after it reads the map in (C, H, W) order.
+- **Sparse-pixel mode** (``sites`` tensors): the input ``Reduce`` becomes the model's
+  ``QInputReduce`` with the int8 threshold ``floor(threshold / s_in)``
+  (:func:`threshold_to_int8`: ``q > t`` exactly when ``q·s_in > threshold``); a conv on a
+  ``sites`` tensor is an ``sconv`` (submanifold) layer, calibrated on the active sites
+  only; a pool on one a ``QSparsePool`` (max, or avg with the ``AVG_RECIP`` rule) keeping
+  its input's scale. The rest is as above: one table keyed by (op, layout).
 
 Nodes the engine cannot run raise :class:`UnsupportedModel` naming the node.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 from zeroskip.driver.errors import UnsupportedModel
 from zeroskip.host.ir.evaluate import evaluate
-from zeroskip.host.ir.graph import Add, Conv, Flatten, Graph, Linear, Pool
-from zeroskip.host.quant.qmodel import SHIFT_MIN, QLayer, QModel
+from zeroskip.host.ir.graph import Add, Conv, Flatten, Graph, Linear, Pool, Reduce
+from zeroskip.host.quant.qmodel import SHIFT_MIN, QInputReduce, QLayer, QModel, QSparsePool
 from zeroskip.host.quant.quantize import (
     DEFAULT_N_CALIB,
     _bias_int32,
     check_accumulator_bound,
     multiplier_to_mult_shift,
+    quantize_input,
 )
 
 RELU6_MAX = 6.0
@@ -53,17 +61,21 @@ class _T:
     scale: float
 
 
-def _range(vals: np.ndarray, act: str, percentile: float) -> float:
+def _range(vals: np.ndarray, act: str, percentile: float, mask: np.ndarray | None = None) -> float:
     v = vals if act in ("relu", "relu6") else np.abs(vals)
+    if mask is not None:   # sparse-pixel map: the values at the active sites only
+        v = np.moveaxis(v, 1, -1)[mask[:, 0]]
     v = v.reshape(-1)
+    if v.size == 0:
+        return 0.0
     m = float(v.max()) if percentile >= 100 else float(np.percentile(v, percentile))
     if act == "relu6":
         m = min(m, RELU6_MAX)
     return m
 
 
-def _act_scale(vals: np.ndarray, act: str, percentile: float) -> float:
-    m = _range(vals, act, percentile)
+def _act_scale(vals: np.ndarray, act: str, percentile: float, mask: np.ndarray | None = None) -> float:
+    m = _range(vals, act, percentile, mask)
     return m / 127.0 if m > 0 and np.isfinite(m) else 1.0
 
 
@@ -115,7 +127,7 @@ def quantize_graph(graph: Graph, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act
         if not np.isfinite(x_max) or x_max == 0:
             raise ValueError(f"calibration inputs have max|x| = {x_max}; need finite, non-zero data")
         input_scale = x_max / 127.0
-    vals = evaluate(graph, x, all_tensors=True)
+    vals, masks = evaluate(graph, x, all_tensors=True, with_masks=True)
     fused = _fused_adds(graph)
     deferred = {conv.name for conv, _ in fused.values()}
     tensors: dict[str, _T] = {inp.name: _T(-1, float(input_scale))}
@@ -126,6 +138,8 @@ def quantize_graph(graph: Graph, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act
                                "engine streams its int32 outputs); a trailing Softmax is applied on the host")
 
     pools: dict[int, str] = {}   # engine layers that are pooling (weights of ones, not model weights)
+    reduce = None
+    meta_extra: dict = {}
 
     def emit(layer: QLayer, out: str, scale: float) -> None:
         check_accumulator_bound(layer, len(layers))
@@ -139,6 +153,17 @@ def quantize_graph(graph: Graph, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act
             src = tensors[node.inputs[0]]
             tensors[node.output] = src
             continue
+        if isinstance(node, Reduce):
+            if reduce is not None or node.inputs[0] != inp.name:
+                raise UnsupportedModel(f"{node.describe()}: the input reduce must read the model's input, once")
+            src = tensors[node.inputs[0]]
+            t_int = threshold_to_int8(node.threshold, src.scale)
+            reduce = QInputReduce(t_int, node.n_max)
+            meta_extra = {"sparse_pixels": True, "threshold_float": float(node.threshold), "threshold_int8": t_int,
+                          "reduce_agreement": _reduce_agreement(x, src.scale, reduce, masks[node.output])}
+            tensors[node.output] = src
+            continue
+        sites = graph.tensors[node.output].layout == "sites"
         last = node is last_node
         if isinstance(node, Add):
             conv, skip_name = fused[node.name]
@@ -146,11 +171,17 @@ def quantize_graph(graph: Graph, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act
                                        skip=tensors[skip_name], name=f"{conv.name}+{node.name}")
             emit(layer, node.output, scale)
         elif isinstance(node, Conv):
-            layer, scale = _conv_layer(node, tensors, vals, act_percentile, out_name=node.output, act=node.act)
+            layer, scale = _conv_layer(node, tensors, vals, act_percentile, out_name=node.output, act=node.act,
+                                       mask=masks.get(node.output) if sites else None)
             emit(layer, node.output, scale)
         elif isinstance(node, Linear):
             layer, scale = _linear_layer(node, tensors, vals, act_percentile, last)
             emit(layer, node.output, scale)
+        elif isinstance(node, Pool) and sites:
+            if node.kind not in ("max", "avg") or node.kernel != (2, 2) or node.stride != (2, 2):
+                raise UnsupportedModel(f"{node.describe()}: sparse-pixel pooling is 2x2 stride 2, max or avg")
+            layers.append(QSparsePool(node.kind, name=node.name))
+            tensors[node.output] = _T(len(layers) - 1, tensors[node.inputs[0]].scale)
         elif isinstance(node, Pool):
             layer, scale = _pool_layer(node, graph, tensors)
             emit(layer, node.output, scale)
@@ -160,9 +191,49 @@ def quantize_graph(graph: Graph, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act
                                    "follow the layer that produces its input, with no other reader)")
     shape = inp.shape if len(inp.shape) == 3 else (inp.shape[0], 1, 1)
     meta = {"n_calib": int(x.shape[0]), "act_percentile": float(act_percentile), "rounding": "half_to_even",
-            "quantiser": "graph", "head": graph.meta.get("head"), "pool_layers": pools}
+            "quantiser": "graph", "head": graph.meta.get("head"), "pool_layers": pools, **meta_extra}
+    if reduce is not None:   # sparse-pixel models are chains: every layer reads the one before
+        layers = [replace(lay, src=None) if isinstance(lay, QLayer) else lay for lay in layers]
     return QModel(input_shape=shape, layers=tuple(layers), input_scale=float(input_scale),
-                  name=name or graph.name, meta=meta)
+                  name=name or graph.name, meta=meta, reduce=reduce)
+
+
+def _reduce_agreement(x: np.ndarray, s_in: float, reduce: QInputReduce, float_mask: np.ndarray) -> float:
+    """Fraction of calibration images whose int8 site list equals the float one."""
+    import torch
+    from zeroskip.host.quant.reference import reduce_int8
+
+    xq = quantize_input(x, s_in)
+    int_mask = reduce_int8(torch.from_numpy(np.ascontiguousarray(xq)), reduce).mask.numpy()
+    return float(np.mean(np.all(int_mask == float_mask, axis=(1, 2, 3))))
+
+
+def threshold_to_int8(threshold: float, input_scale: float) -> int:
+    """The int8 reduce threshold for a float ``threshold`` at ``input_scale``.
+
+    Returns the largest integer ``t`` with ``t·s <= threshold``, i.e. ``floor(threshold /
+    s)`` (corrected for float rounding of the division, so ``q > t`` ⇔ ``q·s >
+    threshold`` for every integer ``q`` as evaluated in float64). A threshold at or above
+    ``127·s`` gives 127 (no int8 input is active, as no representable input exceeds it);
+    one below ``-128·s`` is rejected (every int8 value would have to be active, which
+    ``q > t`` cannot express).
+    """
+    s = float(input_scale)
+    if not math.isfinite(s) or s <= 0:
+        raise ValueError(f"input scale must be a positive finite number, got {input_scale}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    if threshold >= 127 * s:
+        return 127
+    t = math.floor(threshold / s)
+    while (t + 1) * s <= threshold:
+        t += 1
+    while t * s > threshold:
+        t -= 1
+    if t < -128:
+        raise ValueError(f"threshold {threshold} is below the int8 input range (-128 x {s:.6g}): every pixel "
+                         "would be active; raise the threshold or the input scale")
+    return int(t)
 
 
 def _src(node, tensors: dict) -> _T:
@@ -177,7 +248,7 @@ def _mult_shift(node, m: np.ndarray):
 
 
 def _conv_layer(node: Conv, tensors: dict, vals: dict, pct: float, *, out_name: str, act: str,
-                skip: _T | None = None, name: str | None = None) -> tuple[QLayer, float]:
+                skip: _T | None = None, name: str | None = None, mask=None) -> tuple[QLayer, float]:
     if node.dilation != (1, 1):
         raise UnsupportedModel(f"{node.describe()}: dilation {node.dilation} is not supported (dilation 1 only)")
     c_in = node.weight.shape[1] * node.groups
@@ -189,7 +260,7 @@ def _conv_layer(node: Conv, tensors: dict, vals: dict, pct: float, *, out_name: 
     src = _src(node, tensors)
     w = node.weight.astype(np.float64)
     s_w = _weight_scales(w, per_channel=True)
-    s_out = _act_scale(vals[out_name], act, pct)
+    s_out = _act_scale(vals[out_name], act, pct, mask)
     skip_mult = None
     if skip is not None:
         ratio = skip.scale / (src.scale * s_w)
@@ -198,7 +269,14 @@ def _conv_layer(node: Conv, tensors: dict, vals: dict, pct: float, *, out_name: 
     q = np.clip(np.rint(w / s_w.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
     bias = _bias_int32(node.bias.astype(np.float64), src.scale * s_w, node.name)
     mult, shift = _mult_shift(node, src.scale * s_w / s_out)
-    layer = QLayer(kind="conv", weight=q, bias=bias, mult=mult, shift=shift, pads=node.padding,
+    kind = "conv"
+    if mask is not None:   # a conv on a sites tensor: submanifold, 'same' padding
+        kh, kw = node.kernel
+        if kh != kw or kh % 2 == 0 or node.padding != (kh // 2,) * 4 or node.stride != (1, 1) or node.groups != 1:
+            raise UnsupportedModel(f"{node.describe()}: a sparse-pixel convolution has an odd square kernel, padding "
+                                   "k//2, stride 1 and groups 1")
+        kind = "sconv"
+    layer = QLayer(kind=kind, weight=q, bias=bias, mult=mult, shift=shift, pads=node.padding,
                    padding=max(node.padding), stride=node.stride, groups=node.groups, relu=act in ("relu", "relu6"),
                    pool=node.pool, out_scale=s_out, name=name or node.name, src=src.layer,
                    skip=None if skip is None else skip.layer, skip_mult=skip_mult)
