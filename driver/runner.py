@@ -182,7 +182,13 @@ def summary_dict(bundle: Bundle, run: BundleRun, clock_mhz: float = CLOCK_MHZ) -
         "cycles_sparse": _num(cyc),
         "cycles_predicted": _num(run.cycles_predicted),
         "mac_utilization": run.macs_sparse / (lanes * cyc) if cyc else None,
-        "speedup": run.cycles_dense / cyc if cyc else None,
+        # the speedup a user means: for a sparse-pixel model the same network computed
+        # densely over the whole grid with every weight (golden prediction); otherwise the
+        # same program with every weight as an entry. speedup_weights: the latter always.
+        "speedup": (pred["cycles_dense_grid"] if "cycles_dense_grid" in pred else run.cycles_dense) / cyc
+        if cyc else None,
+        "speedup_weights": run.cycles_dense / cyc if cyc else None,
+        "cycles_dense_grid": pred.get("cycles_dense_grid"),
         # the engine's own time per image (CYCLES - STALL at the clock), on every backend
         "compute_latency_us": cyc / clock_mhz,
         # measured on the board only: register write to the last result in host memory at

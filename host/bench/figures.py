@@ -66,23 +66,7 @@ def print_engine(f: dict) -> None:
                         "MAC ratio", "util"]))
 
 
-def _dense_twin(q):
-    """The same network as an ordinary CNN over the full grid (sparse conv → conv, sparse
-    pool → inline 2×2 max-pool), for the cycle comparison with sparse-pixel mode."""
-    from zeroskip.host.quant.qmodel import QLayer, QModel
-
-    layers = []
-    for layer in q.layers:
-        if layer.kind == "spool":
-            prev = layers[-1]
-            layers[-1] = QLayer(kind="conv", weight=prev.weight, bias=prev.bias, mult=prev.mult, shift=prev.shift,
-                                padding=prev.padding, relu=prev.relu, pool=True, name=prev.name)
-        elif layer.kind == "sconv":
-            layers.append(QLayer(kind="conv", weight=layer.weight, bias=layer.bias, mult=layer.mult,
-                                 shift=layer.shift, padding=layer.padding, relu=layer.relu, name=layer.name))
-        else:
-            layers.append(layer)
-    return QModel(input_shape=q.input_shape, layers=tuple(layers), input_scale=q.input_scale, name=q.name + "-dense")
+from zeroskip.host.quant.qmodel import dense_grid_twin  # noqa: E402
 
 
 def sparse_figures(args) -> dict:
@@ -103,8 +87,8 @@ def sparse_figures(args) -> dict:
     for label, model, kw in (("sparse-pixel, sites packet", tr.qmodel, {"input_mode": "sites"}),
                              ("sparse-pixel, engine reduce", tr.qmodel, {"input_mode": "reduce"}),
                              ("sparse-pixel, dense weights", tr.qmodel, {"input_mode": "sites", "dense": True}),
-                             ("dense grid, pruned weights", _dense_twin(tr.qmodel), {}),
-                             ("dense mode (no skipping)", _dense_twin(tr.qmodel), {"dense": True})):
+                             ("dense grid, pruned weights", dense_grid_twin(tr.qmodel), {}),
+                             ("dense mode (no skipping)", dense_grid_twin(tr.qmodel), {"dense": True})):
         prog = compile_model(model, hw, **kw)
         eng = GoldenEngine(hw)
         eng.load(encode_program(prog))

@@ -90,6 +90,26 @@ def program_stats(model: QModel, prog: Program, dense: Program, hw: HwConfig, pa
             "weight_bytes_dense": wd, "weight_bytes_compressed": wc, "layers": layers}
 
 
+def _dense_grid(model: QModel, hw: HwConfig) -> dict:
+    """Sparse-pixel models: the cycles of the same network computed densely over the whole
+    grid with every weight (``dense_grid_twin`` in dense mode, data-independent), the
+    baseline of the sparse-pixel speedup; the golden model's count, on an overlay with
+    unbounded capacities when it does not fit this one."""
+    if model.reduce is None:
+        return {}
+    from zeroskip.driver.golden import image_timing
+    from zeroskip.host.quant.qmodel import dense_grid_twin
+
+    twin = dense_grid_twin(model)
+    big = HwConfig(lanes=hw.lanes, act_bytes=hw.act_bytes, w_slots=1 << 22, ch_cap=1 << 16, out_cap=1 << 16,
+                   max_layers=255, site_cap=hw.site_cap)
+    try:
+        prog = compile_model(twin, hw, dense=True)
+    except CompileError:
+        prog = compile_model(twin, big, dense=True)
+    return {"cycles_dense_grid": int(image_timing(prog)["total"])}
+
+
 def _pixels(lp) -> int:
     """Output pixels of one channel the layer computes (rows iterated × valid width)."""
     return lp.desc.h_it * lp.desc.w_valid
@@ -158,7 +178,8 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
                       "output_scale": float(model.layers[-1].out_scale), "head": model.meta.get("head"),
                       "input_shape": [int(s) for s in (input_shape or model.input_shape)], **(info or {})},
             "input_layout": prog.meta["input_layout"], "n_out": int(prog.n_out), "n_samples": int(inputs.shape[0]),
-            "predicted": program_stats(model, prog, dense, hw, packed, dense_hw), "files": files,
+            "predicted": {**program_stats(model, prog, dense, hw, packed, dense_hw), **_dense_grid(model, hw)},
+            "files": files,
             "dense_program": {"included": dense_note is None, "note": dense_note},
         }
         _write(tmp, MANIFEST, json.dumps(manifest, indent=1, default=_json_default))

@@ -265,3 +265,21 @@ def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, relu: bool)
     if relu:
         y = np.maximum(y, 0)
     return np.clip(y, -128, 127)
+
+
+def dense_grid_twin(q: QModel) -> QModel:
+    """The same network as an ordinary CNN over the whole grid (no input reduce; sparse
+    conv → conv, sparse pooling → the inline 2×2 max-pool of the conv before it): what a
+    sparse-pixel model would cost computed densely, for the cycle comparison."""
+    layers: list = []
+    for layer in q.layers:
+        if layer.kind == "spool":
+            prev = layers[-1]
+            layers[-1] = QLayer(kind="conv", weight=prev.weight, bias=prev.bias, mult=prev.mult, shift=prev.shift,
+                                padding=prev.padding, relu=prev.relu, pool=True, name=prev.name)
+        elif layer.kind == "sconv":
+            layers.append(QLayer(kind="conv", weight=layer.weight, bias=layer.bias, mult=layer.mult,
+                                 shift=layer.shift, padding=layer.padding, relu=layer.relu, name=layer.name))
+        else:
+            layers.append(layer)
+    return QModel(input_shape=q.input_shape, layers=tuple(layers), input_scale=q.input_scale, name=q.name + "-dense")
