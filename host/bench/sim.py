@@ -2,7 +2,9 @@
 the cold simulator build (an empty cache), the start of the simulation, and TinyCNN
 throughput at batch 1 and 32 — inferences per wall second and simulated clock cycles per
 wall second (the harness's cycle counter, DMA and register traffic included), with the
-outputs checked bit-exact against the golden model. Wall-clock figures depend on what
+outputs checked bit-exact against the golden model; then the same for the native
+backend (:func:`zeroskip.driver.sim.native.bench`: driver, bare compiled model, ratio,
+sharded workers). Wall-clock figures depend on what
 else the machine runs, so the load average is recorded with them."""
 
 from __future__ import annotations
@@ -82,4 +84,10 @@ def sim_figures(tr, lanes_list, args) -> dict:
         b = out[key]
         print(f"  batch {b['batch_size']:>2}: {b['inferences_per_s']:.0f} inferences/s over {b['images']} images, "
               f"{b['sim_cycles_per_s'] / 1e6:.2f} M simulated cycles/s ({b['cycles_per_image']:.0f} cycles per image)")
+    # the same RTL Verilated into a library clocked from C++ (the "native" backend): the
+    # driver at batch 1 and 32, the bare compiled model and their ratio, sharded workers
+    from zeroskip.driver.sim import native
+
+    out["native"] = native.bench(native.tinycnn_workload(256, hw), quiet=args.quiet)
+    print(native.format_bench(out["native"]))
     return out
