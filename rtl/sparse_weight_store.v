@@ -24,9 +24,7 @@ module sparse_weight_store #
     // Bits per store entry (one write enable each)
     parameter ENTRY_W   = 24,
     // Optional $readmemh file with one word per line ("" for none)
-    parameter INIT_FILE = "",
-    // Address width (derived)
-    parameter AW        = (DEPTH > 1) ? $clog2(DEPTH) : 1
+    parameter INIT_FILE = ""
 )
 (
     input  wire             clk,
@@ -45,6 +43,8 @@ module sparse_weight_store #
     input  wire [AW-1:0]    rd_addr,
     output wire [WIDTH-1:0] rd_data
 );
+
+localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
 
 zs_sdp_ram #(
     .DEPTH(DEPTH),

@@ -24,11 +24,7 @@ module zs_act_mem #
     // Banks (= MAC lanes): 4, 8 or 16
     parameter LANES     = 8,
     // Bytes of activation memory (power of two, at most 65536)
-    parameter ACT_BYTES = 65536,
-    // derived
-    parameter LOG2L     = $clog2(LANES),
-    parameter ADDR_W    = $clog2(ACT_BYTES),
-    parameter ROW_W     = ADDR_W - LOG2L
+    parameter ACT_BYTES = 65536
 )
 (
     input  wire                   clk,
@@ -46,6 +42,10 @@ module zs_act_mem #
     input  wire [LANES*ROW_W-1:0] rd_row,
     output wire [LANES*8-1:0]     rd_data
 );
+
+localparam LOG2L  = $clog2(LANES);
+localparam ADDR_W = $clog2(ACT_BYTES);
+localparam ROW_W  = ADDR_W - LOG2L;
 
 initial begin
     if ((1 << LOG2L) != LANES || (1 << ADDR_W) != ACT_BYTES || ACT_BYTES < 16 * LANES || ACT_BYTES > 65536) begin

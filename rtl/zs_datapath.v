@@ -29,12 +29,7 @@ module zs_datapath #
     // Output values per image (result RAM size)
     parameter OUT_CAP   = 1024,
     // 1 builds the sparse-pixel MAXRED maximum
-    parameter MAXRED    = 1,
-    // derived
-    parameter LOG2L     = $clog2(LANES),
-    parameter ADDR_W    = $clog2(ACT_BYTES),
-    parameter ROW_W     = ADDR_W - LOG2L,
-    parameter RES_AW    = $clog2(OUT_CAP)
+    parameter MAXRED    = 1
 )
 (
     input  wire                   clk,
@@ -94,6 +89,11 @@ module zs_datapath #
     output wire                   conflict,
     output wire [LOG2L:0]         macs_inc
 );
+
+localparam LOG2L  = $clog2(LANES);
+localparam ADDR_W = $clog2(ACT_BYTES);
+localparam ROW_W  = ADDR_W - LOG2L;
+localparam RES_AW = $clog2(OUT_CAP);
 
 initial begin
     if (LANES != 4 && LANES != 8 && LANES != 16) begin

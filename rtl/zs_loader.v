@@ -5,10 +5,11 @@
 //   layer descriptor RAM  beats 0-3 of each descriptor, 4 words per layer
 //   channel record RAM    {first_slot, n_groups, S, M, bias} per channel
 //   weight store          store entries {offset, weight}, LANES per word
-// Weight blocks are decoded after their third beat, one stream entry per cycle (the
-// stream is held meanwhile): a run code r <= 14 puts an entry at k = k_prev + r with
-// the block's weight, code 15 fills the rest of the current group with zero-weight
-// entries at k_prev; offset = (k >> tb) * in_ch_stride + tap_offset[k & (2^tb - 1)].
+// Weight blocks are decoded by zs_block_decode after their third beat, one stream
+// entry per cycle (the stream is held meanwhile): a run code r <= 14 puts an entry at
+// k = k_prev + r with the block's weight, code 15 fills the rest of the current group
+// with zero-weight entries at k_prev; offset = (k >> tb) * in_ch_stride +
+// tap_offset[k & (2^tb - 1)].
 // A row's slot count (n_groups << log2 Q) is read back from the channel record RAM.
 //
 // Errors: err pulses for one cycle with the code and the beat index the engine
@@ -45,15 +46,7 @@ module zs_loader #
     // Layer descriptors
     parameter MAX_LAYERS = 32,
     // Entries per site list (0: no sparse-pixel mode)
-    parameter SITE_CAP   = 64,
-    // derived
-    parameter LOG2L      = $clog2(LANES),
-    parameter ADDR_W     = $clog2(ACT_BYTES),
-    parameter SLOT_W     = $clog2(W_SLOTS),
-    parameter WS_AW      = (W_SLOTS / LANES > 1) ? $clog2(W_SLOTS / LANES) : 1,
-    parameter CH_AW      = (CH_CAP > 1) ? $clog2(CH_CAP) : 1,
-    parameter LAYER_W    = (MAX_LAYERS > 1) ? $clog2(MAX_LAYERS) : 1,
-    parameter CHAN_W     = 32 + 16 + 6 + 24 + SLOT_W
+    parameter SITE_CAP   = 64
 )
 (
     input  wire                  clk,
@@ -108,10 +101,18 @@ module zs_loader #
     output wire                  chan_rd_en,
     output wire [CH_AW-1:0]      chan_rd_addr,
     input  wire [CHAN_W-1:0]     chan_rd_data,
-    output reg  [LANES-1:0]      ws_we,
+    output wire [LANES-1:0]      ws_we,
     output wire [WS_AW-1:0]      ws_waddr,
     output wire [23:0]           ws_wentry
 );
+
+localparam LOG2L   = $clog2(LANES);
+localparam ADDR_W  = $clog2(ACT_BYTES);
+localparam SLOT_W  = $clog2(W_SLOTS);
+localparam WS_AW   = (W_SLOTS / LANES > 1) ? $clog2(W_SLOTS / LANES) : 1;
+localparam CH_AW   = (CH_CAP > 1) ? $clog2(CH_CAP) : 1;
+localparam LAYER_W = (MAX_LAYERS > 1) ? $clog2(MAX_LAYERS) : 1;
+localparam CHAN_W  = 32 + 16 + 6 + 24 + SLOT_W;
 
 initial begin
     if (MAX_LAYERS < 1 || MAX_LAYERS > 255 || CH_CAP < 1 || CH_CAP > 65535 || OUT_CAP < 1 || OUT_CAP > 65535) begin
@@ -153,8 +154,6 @@ localparam [8:0]  SITE_CAP_9    = SITE_CAP_32[8:0];
 localparam        SP            = (SITE_CAP > 0) ? 1 : 0;
 // a decoded row has n_groups <= W_SLOTS (the layer's slots were checked against W_SLOTS)
 localparam        GW            = SLOT_W + 1;
-
-integer i;
 
 reg [2:0]  state_reg;
 reg [2:0]  sub_reg;                 // beat within the header / descriptor / block
@@ -204,16 +203,8 @@ reg [15:0]       m_reg;
 reg [5:0]        s_reg;
 
 // weight blocks
-reg [63:0]       codes_reg;
-reg [127:0]      wts_reg;
-reg [3:0]        j_reg;
 reg              b2_tlast_reg;       // the block's third beat carried TLAST
 reg [CH_AW-1:0]  rd_row_reg;         // record whose n_groups is on chan_rd_data
-reg [CH_AW-1:0]  row_reg;            // rows of the layer started so far (mod 2^CH_AW)
-reg              row_last_reg;       // the current row is the layer's last
-reg [GW-1:0]     grp_left_reg;       // groups left in the current row (0: next entry starts a row)
-reg [19:0]       k_reg;
-reg [SLOT_W-1:0] eslot_reg;          // next slot
 reg [1:0]        tail_reg;
 
 wire accept = s_tvalid && s_tready;
@@ -303,35 +294,13 @@ wire        hdr_cap    = (n_layers_reg == 8'd0) || (n_layers_reg > MAX_LAYERS_8)
 wire        hdr_inbad  = addr_bad(in_base_reg) || (in_bytes_reg == 32'd0) || ({1'b0, in_bytes_reg} > ACT_BYTES_33);
 
 /*
- * Weight-block decode (state L_DEC, one stream entry per cycle)
+ * Weight-block decode (state L_DEC, one stream entry per cycle) and the entry
+ * pipeline to the weight store: zs_block_decode
  */
-reg  [3:0]  code_arr [0:15];
-reg  [7:0]  wt_arr [0:15];
-always @* begin
-    for (i = 0; i < 16; i = i + 1) begin
-        code_arr[i] = codes_reg[i*4 +: 4];
-        wt_arr[i] = wts_reg[i*8 +: 8];
-    end
-end
-wire [3:0]  code      = code_arr[j_reg];
-wire [7:0]  wt        = wt_arr[j_reg];
-wire        gend      = (code == 4'd15);
-wire        row_start = (grp_left_reg == {GW{1'b0}});
-wire [GW-1:0] rd_ng   = chan_rd_data[54 +: GW];
-wire [GW-1:0] cur_grp = row_start ? rd_ng : grp_left_reg;
-wire        cur_last  = row_start ? (row_reg == c_out_m1_reg) : row_last_reg;
-wire [19:0] k_base    = row_start ? 20'd0 : k_reg;
-wire [19:0] k_new     = gend ? k_base : k_base + {16'd0, code};
-wire [LOG2L-1:0] qmask = ~({LOG2L{1'b1}} << lq_reg);
-wire [LOG2L:0]   fill  = gend ? ({1'b0, qmask} - {1'b0, eslot_reg[LOG2L-1:0] & qmask} + {{LOG2L{1'b0}}, 1'b1})
-                              : {{LOG2L{1'b0}}, 1'b1};
-// the entry completes its group when the next slot is group-aligned
-wire [LOG2L:0]   slot_nx  = {1'b0, eslot_reg[LOG2L-1:0]} + fill;
-wire        grp_done  = ((slot_nx[LOG2L-1:0] & qmask) == {LOG2L{1'b0}});
-wire [GW-1:0] grp_after = grp_done ? cur_grp - {{(GW-1){1'b0}}, 1'b1} : cur_grp;
-wire        dec       = (state_reg == L_DEC);
-wire        layer_end = dec && (grp_after == {GW{1'b0}}) && cur_last;
-wire        dec_end   = dec && (layer_end || j_reg == 4'd15);
+wire        dec = (state_reg == L_DEC);
+wire        row_start;
+wire        layer_end;
+wire        dec_end;
 
 /*
  * Errors: the first failing check in program order; err_idx picks one of a few
@@ -450,76 +419,39 @@ end
 assign chan_rd_en   = 1'b1;
 assign chan_rd_addr = rd_row_next;
 
-/*
- * Entry pipeline: D0 (decode, above) -> D1 (offset) -> D2 (store word)
- */
-reg              d1_valid_reg;
-reg [19:0]       d1_k_reg;
-reg [7:0]        d1_w_reg;
-reg [SLOT_W-1:0] d1_slot_reg;
-reg [LOG2L:0]    d1_fill_reg;
+// the parser's registers change only in cycles without reset, start or error
+wire run = !rst && !start && !err;
 
-reg              d2_valid_reg;
-reg [23:0]       d2_ent_reg;
-reg [SLOT_W-1:0] d2_slot_reg;
-reg [LOG2L:0]    d2_fill_reg;
-
-wire [19:0] d1_c    = d1_k_reg >> tb_reg[2:0];   // tb <= 4 (checked on load)
-wire [31:0] d1_prod = d1_c[15:0] * ics_reg;
-wire [3:0]  d1_tap  = d1_k_reg[3:0] & ~(4'hf << tb_reg);
-reg  [15:0] d1_tapv;
-wire [15:0] d1_off  = d1_prod[15:0] + d1_tapv;
-
-always @* begin
-    case (d1_tap)
-        4'd0:  d1_tapv = taps_reg[0*16 +: 16];
-        4'd1:  d1_tapv = taps_reg[1*16 +: 16];
-        4'd2:  d1_tapv = taps_reg[2*16 +: 16];
-        4'd3:  d1_tapv = taps_reg[3*16 +: 16];
-        4'd4:  d1_tapv = taps_reg[4*16 +: 16];
-        4'd5:  d1_tapv = taps_reg[5*16 +: 16];
-        4'd6:  d1_tapv = taps_reg[6*16 +: 16];
-        4'd7:  d1_tapv = taps_reg[7*16 +: 16];
-        4'd8:  d1_tapv = taps_reg[8*16 +: 16];
-        4'd9:  d1_tapv = taps_reg[9*16 +: 16];
-        4'd10: d1_tapv = taps_reg[10*16 +: 16];
-        4'd11: d1_tapv = taps_reg[11*16 +: 16];
-        4'd12: d1_tapv = taps_reg[12*16 +: 16];
-        4'd13: d1_tapv = taps_reg[13*16 +: 16];
-        4'd14: d1_tapv = taps_reg[14*16 +: 16];
-        default: d1_tapv = taps_reg[15*16 +: 16];
-    endcase
-end
-
-// the entry goes to lane slots [lane, lane + fill) of its word
-wire [LOG2L-1:0]   d2_lane = d2_slot_reg[LOG2L-1:0];
-wire [LOG2L:0]     d2_end  = {1'b0, d2_lane} + d2_fill_reg;
-
-always @* begin
-    for (i = 0; i < LANES; i = i + 1) begin
-        ws_we[i] = d2_valid_reg && i[LOG2L:0] >= {1'b0, d2_lane} && i[LOG2L:0] < d2_end;
-    end
-end
-
-assign ws_waddr  = d2_slot_reg[SLOT_W-1:LOG2L];
-assign ws_wentry = d2_ent_reg;
-
-always @(posedge clk) begin
-    d1_k_reg <= k_new;
-    d1_w_reg <= gend ? 8'd0 : wt;
-    d1_slot_reg <= eslot_reg;
-    d1_fill_reg <= fill;
-    d2_ent_reg <= {d1_off, d1_w_reg};
-    d2_slot_reg <= d1_slot_reg;
-    d2_fill_reg <= d1_fill_reg;
-    if (rst || start) begin
-        d1_valid_reg <= 1'b0;
-        d2_valid_reg <= 1'b0;
-    end else begin
-        d1_valid_reg <= dec;
-        d2_valid_reg <= d1_valid_reg;
-    end
-end
+zs_block_decode #(
+    .LANES(LANES),
+    .W_SLOTS(W_SLOTS),
+    .CH_CAP(CH_CAP)
+)
+block_decode_inst (
+    .clk(clk),
+    .rst(rst),
+    .start(start),
+    .blk_data(s_tdata),
+    .load_codes(run && state_reg == L_BLK && accept && sub_reg == 3'd0),
+    .load_wts_lo(run && state_reg == L_BLK && accept && sub_reg == 3'd1),
+    .load_wts_hi(run && state_reg == L_BLK && accept && sub_reg != 3'd0 && sub_reg != 3'd1),
+    .row_init(run && state_reg == L_CHAN && accept && half_reg && last_rec),
+    .first_slot(lslot_reg[SLOT_W-1:0]),
+    .c_out_m1(c_out_m1_reg),
+    .lq(lq_reg),
+    .tb(tb_reg),
+    .ics(ics_reg),
+    .taps(taps_reg),
+    .rd_ng(chan_rd_data[54 +: GW]),
+    .dec(dec),
+    .step(run && dec),
+    .row_start(row_start),
+    .layer_end(layer_end),
+    .dec_end(dec_end),
+    .ws_we(ws_we),
+    .ws_waddr(ws_waddr),
+    .ws_wentry(ws_wentry)
+);
 
 /*
  * Memory writes from beats
@@ -644,36 +576,22 @@ always @(posedge clk) begin
                     if (last_rec) begin
                         state_reg <= L_BLK;
                         sub_reg <= 3'd0;
-                        eslot_reg <= lslot_reg[SLOT_W-1:0];
-                        row_reg <= {CH_AW{1'b0}};
-                        grp_left_reg <= {GW{1'b0}};
-                        row_last_reg <= 1'b0;
                     end
                 end
             end
             L_BLK: if (accept) begin
                 sub_reg <= sub_reg + 3'd1;
                 case (sub_reg)
-                    3'd0: codes_reg <= s_tdata;
-                    3'd1: wts_reg[63:0] <= s_tdata;
+                    3'd0, 3'd1: ;   // run codes, weights 0-7 (zs_block_decode)
                     default: begin
-                        wts_reg[127:64] <= s_tdata;
+                        // weights 8-15 (zs_block_decode)
                         b2_tlast_reg <= s_tlast;   // (mark_reg: its index)
                         mark_reg <= beat_idx;
                         state_reg <= L_DEC;
-                        j_reg <= 4'd0;
                     end
                 endcase
             end
             L_DEC: begin
-                j_reg <= j_reg + 4'd1;
-                k_reg <= k_new;
-                grp_left_reg <= grp_after;
-                eslot_reg <= eslot_reg + {{(SLOT_W-LOG2L-1){1'b0}}, fill};
-                if (row_start) begin
-                    row_reg <= row_reg + {{(CH_AW-1){1'b0}}, 1'b1};
-                    row_last_reg <= cur_last;
-                end
                 if (dec_end) begin
                     sub_reg <= 3'd0;
                     if (layer_end) begin
@@ -722,8 +640,8 @@ assign prog_rs0      = (SP != 0) ? rs0_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
 assign prog_cs0      = (SP != 0) ? cs0_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
 assign prog_interior = (SP != 0) ? int_reg[ADDR_W-1:0] : {ADDR_W{1'b0}};
 
-// reserved / sparse-pixel header fields, upper tap-index bits, product bits above 16
-wire unused_ok = &{1'b0, b0_flags[0], slot_nx[LOG2L], d1_prod[31:16], d1_c[19:16], chan_rd_data, lslot_end[LOG2L-1:0],
+// reserved / sparse-pixel header fields
+wire unused_ok = &{1'b0, b0_flags[0], chan_rd_data, lslot_end[LOG2L-1:0],
                    in_base_reg, in_bytes_reg[31:17], in_mode_reg[7:2], pad_mul_full[19:16], rs0_reg, cs0_reg, int_reg, lent_next[SW2-1:SLOT_W+1], slot_end[SW2-1:SLOT_W+1]};
 
 endmodule

@@ -23,9 +23,7 @@ module zs_sdp_ram #
     // Write-enable segments per word (each WIDTH / WE_W bits wide)
     parameter WE_W      = 1,
     // 1 forces block RAM (small memories would become LUT RAM), 0 lets synthesis pick
-    parameter RAM_BLOCK = 0,
-    // Address width (derived)
-    parameter AW        = (DEPTH > 1) ? $clog2(DEPTH) : 1
+    parameter RAM_BLOCK = 0
 )
 (
     input  wire             clk,
@@ -44,6 +42,8 @@ module zs_sdp_ram #
     input  wire [AW-1:0]    rd_addr,
     output wire [WIDTH-1:0] rd_data
 );
+
+localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
 
 initial begin
     if (DEPTH < 1 || WIDTH < 1 || WE_W < 1 || WIDTH % WE_W != 0) begin

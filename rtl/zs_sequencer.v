@@ -8,8 +8,8 @@
 //
 //   for c in channels: for tile (y, x0) in tiles: for g in groups(c): issue
 //
-// Channel records stream through a 4-entry prefetch FIFO so that a channel
-// change costs no cycle, even when every channel has a single issue.
+// Channel records stream through a 4-entry prefetch FIFO (zs_rec_fifo) so that a
+// channel change costs no cycle, even when every channel has a single issue.
 //
 // Sparse-pixel mode (SITE_CAP > 0, docs/hardware.md "Sparse-pixel mode"): the
 // descriptor words are read in the order 0, 3, 1, 2 and the layer runs
@@ -48,16 +48,7 @@ module zs_sequencer #
     // Cycles of the FILL phase (the datapath's issue-to-write latency, 11)
     parameter FILL        = `ZS_T_FILL,
     // Entries per site list (0: no sparse-pixel mode)
-    parameter SITE_CAP    = 64,
-    // derived
-    parameter LOG2L       = $clog2(LANES),
-    parameter ADDR_W      = $clog2(ACT_BYTES),
-    parameter SLOT_W      = $clog2(W_SLOTS),
-    parameter WS_AW       = (W_SLOTS / LANES > 1) ? $clog2(W_SLOTS / LANES) : 1,
-    parameter CH_AW       = (CH_CAP > 1) ? $clog2(CH_CAP) : 1,
-    parameter LAYER_W     = (MAX_LAYERS > 1) ? $clog2(MAX_LAYERS) : 1,
-    parameter CHAN_W      = 32 + 16 + 6 + 24 + SLOT_W,
-    parameter SW_LW       = (SITE_CAP > 1) ? $clog2(SITE_CAP) + 1 : 1
+    parameter SITE_CAP    = 64
 )
 (
     input  wire                   clk,
@@ -139,6 +130,15 @@ module zs_sequencer #
     output wire [ADDR_W-1:0]      clr_addr
 );
 
+localparam LOG2L   = $clog2(LANES);
+localparam ADDR_W  = $clog2(ACT_BYTES);
+localparam SLOT_W  = $clog2(W_SLOTS);
+localparam WS_AW   = (W_SLOTS / LANES > 1) ? $clog2(W_SLOTS / LANES) : 1;
+localparam CH_AW   = (CH_CAP > 1) ? $clog2(CH_CAP) : 1;
+localparam LAYER_W = (MAX_LAYERS > 1) ? $clog2(MAX_LAYERS) : 1;
+localparam CHAN_W  = 32 + 16 + 6 + 24 + SLOT_W;
+localparam SW_LW   = (SITE_CAP > 1) ? $clog2(SITE_CAP) + 1 : 1;
+
 initial begin
     if (LAYER_SETUP < 6) begin
         $error("zs_sequencer: LAYER_SETUP must be at least 6 (instance %m)");
@@ -217,62 +217,29 @@ wire desc_rd = (phase_reg == PH_SETUP) && (cnt_reg < 8'd4);
 /*
  * Channel record prefetch FIFO
  */
-reg [CHAN_W-1:0] fifo_mem [0:3];
-reg [1:0]        fifo_wp_reg;
-reg [1:0]        fifo_rp_reg;
-reg [2:0]        fifo_cnt_reg;
-reg              pend_reg;
-reg [CH_AW-1:0]  fptr_reg;
-
 localparam [31:0]      LANES_32  = LANES;
 localparam [16:0]      LANES_17  = LANES_32[16:0];
-localparam [31:0]      CH_LAST32 = CH_CAP - 1;
-localparam [CH_AW-1:0] CH_LAST   = CH_LAST32[CH_AW-1:0];
 
 wire setup_first = (phase_reg == PH_SETUP) && (cnt_reg == 8'd0);
-wire flush       = setup_first;
-wire push        = pend_reg && !flush;
 reg  pop;
-wire fetch_en    = (phase_reg == PH_SETUP) || (phase_reg == PH_ISSUE);
-wire [3:0] occ   = {1'b0, fifo_cnt_reg} + {3'd0, push} - {3'd0, pop};
-wire fetch       = fetch_en && (flush || occ <= 4'd3);
-wire [CH_AW-1:0] fetch_addr = flush ? rec_base_reg : fptr_reg;
+wire [CHAN_W-1:0] head;
 
-wire [CHAN_W-1:0] head = fifo_mem[fifo_rp_reg];
-
-always @(posedge clk) begin
-    if (push) begin
-        fifo_mem[fifo_wp_reg] <= chan_rd_data;
-    end
-    if (rst) begin
-        fifo_wp_reg <= 2'd0;
-        fifo_rp_reg <= 2'd0;
-        fifo_cnt_reg <= 3'd0;
-        pend_reg <= 1'b0;
-        fptr_reg <= {CH_AW{1'b0}};
-    end else begin
-        pend_reg <= fetch;
-        if (fetch) begin
-            fptr_reg <= (fetch_addr == CH_LAST) ? {CH_AW{1'b0}} : fetch_addr + {{(CH_AW-1){1'b0}}, 1'b1};
-        end
-        if (flush) begin
-            fifo_wp_reg <= 2'd0;
-            fifo_rp_reg <= 2'd0;
-            fifo_cnt_reg <= 3'd0;
-        end else begin
-            if (push) begin
-                fifo_wp_reg <= fifo_wp_reg + 2'd1;
-            end
-            if (pop) begin
-                fifo_rp_reg <= fifo_rp_reg + 2'd1;
-            end
-            fifo_cnt_reg <= occ[2:0];
-        end
-    end
-end
-
-assign chan_rd_en   = fetch;
-assign chan_rd_addr = fetch_addr;
+zs_rec_fifo #(
+    .W_SLOTS(W_SLOTS),
+    .CH_CAP(CH_CAP)
+)
+rec_fifo_inst (
+    .clk(clk),
+    .rst(rst),
+    .flush(setup_first),
+    .base(rec_base_reg),
+    .fetch_en((phase_reg == PH_SETUP) || (phase_reg == PH_ISSUE)),
+    .pop(pop),
+    .head(head),
+    .chan_rd_en(chan_rd_en),
+    .chan_rd_addr(chan_rd_addr),
+    .chan_rd_data(chan_rd_data)
+);
 
 /*
  * Site lists

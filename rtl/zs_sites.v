@@ -31,10 +31,7 @@ module zs_sites #
     // Entries per list (power of two, 2..128)
     parameter SITE_CAP = 64,
     // Activation address width
-    parameter ADDR_W   = 16,
-    // derived
-    parameter IW       = $clog2(SITE_CAP),
-    parameter LW       = IW + 1
+    parameter ADDR_W   = 16
 )
 (
     input  wire              clk,
@@ -73,6 +70,9 @@ module zs_sites #
     output reg  [ADDR_W-1:0] st_off2,
     output reg  [2:0]        st_n
 );
+
+localparam IW = $clog2(SITE_CAP);
+localparam LW = IW + 1;
 
 initial begin
     if (SITE_CAP < 2 || SITE_CAP > 128 || (1 << IW) != SITE_CAP) begin

@@ -19,10 +19,7 @@
 module zs_stream_out #
 (
     // Output values per image
-    parameter OUT_CAP = 1024,
-    // derived
-    parameter RES_AW  = $clog2(OUT_CAP),
-    parameter BEAT_AW = (OUT_CAP > 2) ? $clog2((OUT_CAP + 1) / 2) : 1
+    parameter OUT_CAP = 1024
 )
 (
     input  wire               clk,
@@ -55,6 +52,9 @@ module zs_stream_out #
     input  wire               m_axis_tready,
     output wire               m_axis_tlast
 );
+
+localparam RES_AW  = $clog2(OUT_CAP);
+localparam BEAT_AW = (OUT_CAP > 2) ? $clog2((OUT_CAP + 1) / 2) : 1;
 
 reg [BEAT_AW-1:0] idx_reg;
 
