@@ -15,7 +15,7 @@ scale and applies the source model's trailing Softmax / LogSoftmax.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -144,20 +144,28 @@ class Model:
 
     def predict_int(self, x_int8) -> np.ndarray:
         """int8 engine images (N, C, H, W) → int32 outputs (N, n_out) from the backend."""
-        return self._run(np.asarray(x_int8), t_pack=0.0)[0]
+        return self._run([np.asarray(x_int8)], pack_s=0.0)
 
-    def _run(self, xi: np.ndarray, t_pack: float) -> tuple[np.ndarray, object]:
-        if xi.dtype != np.int8 or tuple(xi.shape[1:]) != self.engine_shape:
-            raise ValueError(f"engine images must be int8 (N, *{self.engine_shape}), got {xi.dtype} {xi.shape}")
-        t0 = time.perf_counter()
-        packed = pack_inputs(xi, self.bundle.input_layout)
-        t_pack += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = self._drv.run(packed, batch_size=self.batch_size)
-        t_run = time.perf_counter() - t0
-        self.last = Timing(images=res.n_images, cycles_per_image=res.cycles_per_image, clock_hz=res.clock_hz,
-                           pack_s=t_pack, run_s=t_run, unpack_s=0.0, backend=str(self.backend))
-        return res.outputs, res
+    def _run(self, chunks, pack_s: float) -> np.ndarray:
+        """Pack and run int8 images chunk by chunk; ``self.last`` times the whole call
+        (``pack_s``: host time already spent before it)."""
+        outs, cycles, run_s, n, clock = [], 0, 0.0, 0, 100e6
+        for xi in chunks:
+            if xi.dtype != np.int8 or tuple(xi.shape[1:]) != self.engine_shape:
+                raise ValueError(f"engine images must be int8 (N, *{self.engine_shape}), got {xi.dtype} {xi.shape}")
+            t0 = time.perf_counter()
+            packed = pack_inputs(xi, self.bundle.input_layout)
+            t1 = time.perf_counter()
+            res = self._drv.run(packed, batch_size=self.batch_size)
+            pack_s += t1 - t0
+            run_s += time.perf_counter() - t1
+            outs.append(res.outputs)
+            cycles += res.total_cycles
+            n += res.n_images
+            clock = res.clock_hz
+        self.last = Timing(images=n, cycles_per_image=cycles / n, clock_hz=clock, pack_s=pack_s, run_s=run_s,
+                           unpack_s=0.0, backend=str(self.backend))
+        return np.concatenate(outs)
 
     def predict(self, x, *, progress: bool = False) -> np.ndarray:
         """Float inputs (N, *input shape) → float outputs (N, n_out): dequantised, the
@@ -174,18 +182,10 @@ class Model:
                 chunks = tqdm(chunks, unit="chunk", desc="predict")
             except ImportError:
                 pass
-        outs, cycles, run_s = [], 0.0, 0.0
-        for c in chunks:
-            out, res = self._run(c, t_pack)
-            t_pack = self.last.pack_s
-            run_s += self.last.run_s
-            cycles += res.total_cycles
-            outs.append(out)
+        out = self._run(chunks, t_pack)
         t0 = time.perf_counter()
-        y = apply_head(np.concatenate(outs).astype(np.float64) * self.output_scale, self.head)
-        n = xi.shape[0]
-        self.last = Timing(images=n, cycles_per_image=cycles / n, clock_hz=self.last.clock_hz, pack_s=t_pack,
-                           run_s=run_s, unpack_s=time.perf_counter() - t0, backend=str(self.backend))
+        y = apply_head(out.astype(np.float64) * self.output_scale, self.head)
+        self.last = replace(self.last, unpack_s=time.perf_counter() - t0)
         return y
 
     def verify(self) -> dict:

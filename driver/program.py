@@ -69,6 +69,12 @@ class HwConfig:
     def act_log2(self) -> int:
         return self.act_bytes.bit_length() - 1
 
+    def unbounded(self) -> HwConfig:
+        """The same LANES, activation memory and sparse-pixel support with every other
+        capacity far beyond any xc7z020 build: for the cycle count of a program that does
+        not fit (cycles do not depend on the capacities). Not a buildable overlay."""
+        return replace(self, w_slots=1 << 22, ch_cap=1 << 16, out_cap=1 << 16, max_layers=255)
+
     def to_dict(self) -> dict:
         return {"lanes": self.lanes, "act_bytes": self.act_bytes, "w_slots": self.w_slots,
                 "ch_cap": self.ch_cap, "out_cap": self.out_cap, "max_layers": self.max_layers,

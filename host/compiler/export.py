@@ -101,12 +101,10 @@ def _dense_grid(model: QModel, hw: HwConfig) -> dict:
     from zeroskip.host.quant.qmodel import dense_grid_twin
 
     twin = dense_grid_twin(model)
-    big = HwConfig(lanes=hw.lanes, act_bytes=hw.act_bytes, w_slots=1 << 22, ch_cap=1 << 16, out_cap=1 << 16,
-                   max_layers=255, site_cap=hw.site_cap)
     try:
         prog = compile_model(twin, hw, dense=True)
     except CompileError:
-        prog = compile_model(twin, big, dense=True)
+        prog = compile_model(twin, hw.unbounded(), dense=True)
     return {"cycles_dense_grid": int(image_timing(prog)["total"])}
 
 
@@ -149,8 +147,7 @@ def export_bundle(out_dir: str | Path, model: QModel, hw: HwConfig, inputs: np.n
         # fits: the bundle then has no program_dense.bin, and its dense figures are the
         # golden model's prediction on an overlay with unbounded capacities
         dense_note = f"the dense-mode program does not fit this overlay ({e}); dense figures are predicted"
-        dense_hw = HwConfig(lanes=hw.lanes, act_bytes=hw.act_bytes, w_slots=1 << 22, ch_cap=1 << 16,
-                            out_cap=1 << 16, max_layers=255, site_cap=hw.site_cap)
+        dense_hw = hw.unbounded()
         dense = compile_model(model, dense_hw, dense=True, input_mode=input_mode)
     packed = pack_inputs(inputs, prog.meta["input_layout"])
     beats, dbeats = encode_program(prog), encode_program(dense)
