@@ -21,8 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from zeroskip.driver import Model
-from zeroskip.driver import bundle as bundle_mod
-from zeroskip.driver.errors import BundleError, CompileError, UnsupportedModel
+from zeroskip.driver.errors import CompileError, UnsupportedModel
 from zeroskip.driver.program import HwConfig
 
 from zeroskip.host import cli, convert
@@ -568,3 +567,60 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     with Model(bundles[0], backend="model") as m:
         assert m.verify()["bit_exact"]
     np.testing.assert_array_equal(y, conv.predict(ns["calib"][: y.shape[0]]))
+
+
+# ------------------------------------------------------------------ idioms other code bases use
+class MeanHead(nn.Module):
+    """Nested Sequential, bias-free convs, ``x.mean((2, 3))`` as the global pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                                             nn.ReLU(inplace=True)),
+                               nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False), nn.ReLU())
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.f(x).mean(dim=(2, 3)))
+
+
+class SamePadding(nn.Module):
+    """``padding="same"`` with an even kernel (PyTorch pads the extra row and column at
+    the bottom and right) and ``torch.mean(..., keepdim=True)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 4, padding="same")
+        self.c2 = nn.Conv2d(4, 4, 3, padding="valid")
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = torch.mean(F.relu(self.c2(F.relu(self.c1(x)))), dim=[-2, -1], keepdim=True)
+        return self.fc(torch.flatten(x, 1))
+
+
+@pytest.mark.parametrize("cls,shape", [(MeanHead, (3, 16, 16)), (SamePadding, (1, 9, 9))])
+def test_other_idioms_convert_bit_exact(cls, shape, tmp_path):
+    torch.manual_seed(0)
+    model = cls().eval()
+    x = np.random.default_rng(0).normal(size=(32, *shape)).astype(np.float32)
+    conv = convert(model, x)
+    assert conv.import_rel_error < 1e-4 and conv.fits
+    path = conv.export(tmp_path / "b", test_inputs=x[:4])
+    with Model(path, backend="model") as m:
+        np.testing.assert_array_equal(m.predict(x[:4]), conv.predict(x[:4]))
+        assert m.verify()["bit_exact"]
+
+
+def test_concatenation_is_refused_by_name():
+    class Cat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(4 * 8 * 8, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(torch.cat([self.a(x), self.b(x)], 1), 1))
+
+    with pytest.raises(UnsupportedModel, match=r"node cat \(function cat\)"):
+        convert(Cat().eval(), np.zeros((4, 1, 8, 8), np.float32) + 1)

@@ -46,8 +46,10 @@ _MODULES: dict[type, Callable] = {}
 _FUNCTIONS: dict[object, Callable] = {}
 _METHODS: dict[str, Callable] = {}
 
-SUPPORTED = ("Conv2d (groups 1 or depthwise)", "ZeroPad2d / F.pad with zeros", "Linear", "BatchNorm1d/2d (folded)",
-             "ReLU", "ReLU6", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d(1)", "Flatten / view / reshape to (N, -1)",
+SUPPORTED = ("Conv2d (groups 1 or depthwise; padding numbers, 'same' or 'valid')", "ZeroPad2d / F.pad with zeros",
+             "Linear", "BatchNorm1d/2d (folded)",
+             "ReLU", "ReLU6", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d(1)", "x.mean((2, 3))",
+             "Flatten / view / reshape to (N, -1)",
              "add", "Dropout / Identity (dropped)", "a trailing Softmax / LogSoftmax (run on the host)",
              "the sparse-pixel modules (InputReduce, SparseConv2d, SparseReLU, SparsePool2d, SparseFlatten)")
 
@@ -107,14 +109,19 @@ def _unsupported(fxn: fx.Node, what: str, why: str = "") -> UnsupportedModel:
 def _conv(ctx, fxn, mod: nn.Conv2d, x, *rest):
     if mod.padding_mode != "zeros":
         raise _unsupported(fxn, f"Conv2d padding_mode={mod.padding_mode!r}", "only zero padding")
-    if isinstance(mod.padding, str):
-        raise _unsupported(fxn, f"Conv2d padding={mod.padding!r}", "give the padding as numbers")
     if mod.groups not in (1, mod.in_channels) or (mod.groups != 1 and mod.out_channels % mod.in_channels):
         raise _unsupported(fxn, f"Conv2d groups={mod.groups}", "grouped convolutions other than depthwise "
                            "(groups = in_channels) do not run on the engine")
-    ph, pw = mod.padding
+    if mod.padding == "valid":
+        pads = (0, 0, 0, 0)
+    elif mod.padding == "same":   # as PyTorch pads it (stride 1): the odd one on the bottom / right
+        (th, tw) = (d * (k - 1) for d, k in zip(mod.dilation, mod.kernel_size))
+        pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    else:
+        ph, pw = mod.padding
+        pads = (ph, ph, pw, pw)
     node = Conv(fxn.name, (x,), fxn.name, weight=_np(_weight(mod)), bias=_np(mod.bias), stride=mod.stride,
-                padding=(ph, ph, pw, pw), groups=mod.groups, dilation=mod.dilation)
+                padding=pads, groups=mod.groups, dilation=mod.dilation)
     return ctx.emit(node)
 
 
@@ -247,6 +254,21 @@ def _gap_fn(ctx, fxn, x, output_size):
     if output_size not in (1, (1, 1)):
         raise _unsupported(fxn, f"adaptive_avg_pool2d({output_size})", "only global average pooling (1)")
     return ctx.emit(Pool(fxn.name, (x,), fxn.name, kind="global_avg"))
+
+
+@handler(torch.mean, kind="function")
+@handler("mean", kind="method")
+def _mean(ctx, fxn, x, dim=None, keepdim=False, **kw):
+    """``x.mean((2, 3))`` / ``torch.mean(x, dim=[-2, -1], keepdim=...)``: global average
+    pooling over H and W (then a flatten unless ``keepdim``)."""
+    dim = kw.get("dim", dim)
+    keepdim = kw.get("keepdim", keepdim)
+    dims = {int(d) % 4 for d in (dim if isinstance(dim, (tuple, list)) else [dim])} if dim is not None else None
+    if dims != {2, 3} or kw.get("dtype") is not None:
+        raise _unsupported(fxn, f"mean(dim={dim})", "only the mean over H and W of an (N, C, H, W) map")
+    name = ctx.emit(Pool(fxn.name if keepdim else f"{fxn.name}_pool", (x,), fxn.name if keepdim else f"{fxn.name}_pool",
+                         kind="global_avg"))
+    return name if keepdim else ctx.emit(Flatten(fxn.name, (name,), fxn.name))
 
 
 def _flat_to_batch(ctx, fxn, x, shape) -> str:
