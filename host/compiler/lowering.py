@@ -587,6 +587,23 @@ def _pool_row_stride(width: int, lanes: int) -> int:
     return rs
 
 
+def _bank_spread_pads(shape, padding, kernel, lanes: int) -> tuple:
+    """Padding of a SITES convolution's input map, widened at the right and bottom so that
+    the entries of a row fall in consecutive banks: with row stride ≡ K_w and channel
+    stride ≡ K_h·K_w (mod LANES), entry ``(c, ky, kx)`` reads bank ``(c·K_h + ky)·K_w + kx``
+    (mod LANES) relative to the site, so the non-zero weights listed in index order (all a
+    SITES row holds: P = 1, Q = LANES) collide in a bank only when they are LANES or more
+    dense positions apart."""
+    t, b, left, right = _pads4(padding)
+    kh, kw = kernel
+    _, h, w = shape
+    er = (kw - (w + left + right)) % lanes
+    rs = w + left + right + er
+    want = (kh * kw) % lanes
+    eb = next((e for e in range(lanes) if ((h + t + b + e) * rs - want) % lanes == 0), 0)
+    return (t, b + eb, left, right + er)
+
+
 def _sparse_entries(rows_k, rows_w, offsets_of, lanes: int, dense: bool):
     grouped = []
     for ks, ws in zip(rows_k, rows_w):
@@ -595,6 +612,21 @@ def _sparse_entries(rows_k, rows_w, offsets_of, lanes: int, dense: bool):
             ks, ws = ks[nz], ws[nz]
         grouped.append(_group(*_runs_with_fillers(ks, ws), offsets_of, 1, lanes, lanes))
     return grouped
+
+
+def _sconv_rows(layer: QLayer, rs: int, cs: int, lanes: int, dense: bool):
+    """A SITES convolution's rows on an input map of row stride ``rs`` and channel stride
+    ``cs``: (tb, tap_offset, grouped rows)."""
+    tb = _tb_for(layer)
+    kh, kw = layer.kernel
+    taps = [ky * rs + kx for ky in range(kh) for kx in range(kw)]
+    tap_offset = tuple(taps + [0] * (N_TAPS - len(taps)))
+
+    def offsets_of(k):
+        return ((k >> tb) * cs + tap_offset[k & ((1 << tb) - 1)]) & 0xFFFF
+
+    rows = [_row_entries(layer.weight[c], layer, tb, True) for c in range(layer.c_out)]
+    return tb, tap_offset, _sparse_entries([r[0] for r in rows], [r[1] for r in rows], offsets_of, lanes, dense)
 
 
 def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str) -> Program:
@@ -620,29 +652,48 @@ def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str
                                f"{shapes[i][1] // 2}x{shapes[i][2] // 2}, the overlay pools sites on grids of at most "
                                f"{POOLSITES_MAX}x{POOLSITES_MAX} (input maps up to "
                                f"{2 * POOLSITES_MAX + 1}x{2 * POOLSITES_MAX + 1})")
-    # regions: input of every layer, disjoint
-    regs = []
-    base = 0
-    for i in range(L):
-        shp = shapes[i]
-        layer = layers_m[i]
-        if layer.kind == "fc":
-            shp = (int(np.prod(shp)),)
-            r = _Region(base, shp, 0)
-            rs, cs = (shapes[i][2], shapes[i][1] * shapes[i][2]) if len(shapes[i]) == 3 else (1, 1)
-        elif layer.kind == "sconv":
-            r = _Region(base, shp, layer.padding)
-            rs, cs = r.row_stride, r.ch_stride
-        else:  # spool input: unpadded grid with a conflict-free row stride
-            c, h, w = shp
-            rs = _pool_row_stride(w, lanes)
-            cs = h * rs
-            r = _Region(base, (c, h, rs), 0)
-        regs.append((r, rs, cs))
-        base += r.size
+    # regions: input of every layer, disjoint. SITES convolutions after the first get
+    # bank-spreading padding where it saves groups and the memory allows it (largest
+    # saving first).
+    def plan(spread: set) -> tuple[list, int]:
+        regs, base = [], 0
+        for i in range(L):
+            shp = shapes[i]
+            layer = layers_m[i]
+            if layer.kind == "fc":
+                r = _Region(base, (int(np.prod(shp)),), 0)
+                rs, cs = (shp[2], shp[1] * shp[2]) if len(shp) == 3 else (1, 1)
+            elif layer.kind == "sconv":
+                pads = _bank_spread_pads(shp, layer.padding, layer.kernel, lanes) if i in spread else layer.padding
+                r = _Region(base, shp, pads)
+                rs, cs = r.row_stride, r.ch_stride
+            else:  # spool input: unpadded grid with a conflict-free row stride
+                c, h, w = shp
+                rs = _pool_row_stride(w, lanes)
+                cs = h * rs
+                r = _Region(base, (c, h, rs), 0)
+            regs.append((r, rs, cs))
+            base += r.size
+        return regs, base
+
+    regs, base = plan(set())
     if base > hw.act_bytes:
         raise CompileError(f"sparse-pixel maps need {base} bytes of activation memory, overlay has "
                            f"ACT_BYTES={hw.act_bytes}: use smaller maps or fewer channels")
+    spread: set = set()
+    gain = {}
+    for i in range(1, L):
+        if layers_m[i].kind == "sconv":
+            _, rs0, cs0 = regs[i]
+            _, rs1, cs1 = plan({i})[0][i]
+            g0, g1 = (sum(g[2] for g in _sconv_rows(layers_m[i], rs_, cs_, lanes, dense)[2])
+                      for rs_, cs_ in ((rs0, cs0), (rs1, cs1)))
+            if g1 < g0:
+                gain[i] = g0 - g1
+    for i in sorted(gain, key=lambda i: (-gain[i], i)):
+        if plan(spread | {i})[1] <= hw.act_bytes:
+            spread.add(i)
+    regs, base = plan(spread)
     out_layers = []
     cur = 0
     for i, layer in enumerate(layers_m):
@@ -664,16 +715,7 @@ def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str
             continue
         c_in, h, w = shapes[i]
         if layer.kind == "sconv":
-            tb = _tb_for(layer)
-            kh, kw = layer.kernel
-            taps = [ky * rs + kx for ky in range(kh) for kx in range(kw)]
-            tap_offset = tuple(taps + [0] * (N_TAPS - len(taps)))
-
-            def offsets_of(k, tb=tb, tap_offset=tap_offset, cs=cs):
-                return ((k >> tb) * cs + tap_offset[k & ((1 << tb) - 1)]) & 0xFFFF
-
-            rows = [_row_entries(layer.weight[c], layer, tb, True) for c in range(layer.c_out)]
-            grouped = _sparse_entries([r[0] for r in rows], [r[1] for r in rows], offsets_of, lanes, dense)
+            tb, tap_offset, grouped = _sconv_rows(layer, rs, cs, lanes, dense)
             flags = F_SITES | scrub | (F_RELU if layer.relu else 0)
             desc = LayerDesc(flags=flags, p_log2=0, q_log2=hw.lanes_log2, tb=tb, c_out=layer.c_out, h_it=h, n_xt=1,
                              w_valid=w, in_ch_stride=cs, in_base=r_in.base, in_row_stride=rs, out_base=ob,
