@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from zeroskip.driver import contract as C
+
 DEFAULT_OUT = "outputs"
 # `zeroskip demo --model NAME`: the zoo models (zeroskip.host.zoo, trained and pruned by
 # zeroskip.host.bench.zoo) besides TinyCNN (`tiny`) and the sparse-pixel CNN; listed here
@@ -611,7 +613,7 @@ def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, bac
         p.add_argument("--n-samples", type=_count(1), default=None, help="test images in the bundle (default: all)")
         p.add_argument("--no-cache", action="store_true", help="retrain instead of using the cached model")
     if hw:
-        p.add_argument("--lanes", type=int, default=8, choices=(4, 8, 16), help="engine MAC lanes (default 8)")
+        p.add_argument("--lanes", type=int, default=8, choices=C.LANES_CHOICES, help="engine MAC lanes (default 8)")
     if backend:
         p.add_argument("--backend", default="auto", choices=("auto", "board", "sim", "native", "model"),
                        help="auto = board when pynq and the overlay are present, else sim")
@@ -670,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "test inputs (default: 16 calibration inputs)")
     p.add_argument("--labels", default=None, help="class labels .npy of the --test inputs (accuracy, labels.npy)")
     p.add_argument("--weights", default=None, help="state_dict file to load into a package.module:factory model")
-    p.add_argument("--lanes", type=int, default=8, choices=(4, 8, 16), help="engine MAC lanes (default 8)")
+    p.add_argument("--lanes", type=int, default=8, choices=C.LANES_CHOICES, help="engine MAC lanes (default 8)")
     p.add_argument("--name", default=None, help="model name in the report and the bundle")
     p.add_argument("--out", required=True, help="bundle folder to write (new, or an earlier bundle: replaced)")
     p.add_argument("--quiet", action="store_true", help="no report")

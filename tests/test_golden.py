@@ -43,7 +43,7 @@ flags = st.fixed_dictionaries({"zero_channel": st.booleans(), "dense_channel": s
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16]), dense=st.booleans(), fl=flags)
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16, 32]), dense=st.booleans(), fl=flags)
 def test_golden_bit_exact_on_random_networks(seed, lanes, dense, fl):
     rng = np.random.default_rng(seed)
     model = random_qmodel(rng, **fl)
@@ -55,7 +55,7 @@ def test_golden_bit_exact_on_random_networks(seed, lanes, dense, fl):
     assert counters["MACS"] == 3 * image_timing(prog)["macs"]
 
 
-@pytest.mark.parametrize("lanes", [4, 8, 16])
+@pytest.mark.parametrize("lanes", [4, 8, 16, 32])
 def test_edge_channels_and_saturation(lanes):
     rng = np.random.default_rng(lanes)
     for _ in range(6):
@@ -66,7 +66,7 @@ def test_edge_channels_and_saturation(lanes):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16]), dense=st.booleans())
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16, 32]), dense=st.booleans())
 def test_program_round_trip_and_no_bank_conflicts(seed, lanes, dense):
     rng = np.random.default_rng(seed)
     model = random_qmodel(rng)
