@@ -399,11 +399,11 @@ def cmd_bench(args) -> int:
         if args.zoo:
             _zoo_bench(args)
         if args.kinds:
-            _kinds(args, args.lanes or "8,16", _out_dir(args))
+            _kinds(args, args.lanes or "8,16,32", _out_dir(args))
         return 0
     from zeroskip.host.bench.figures import run_bench
 
-    args.lanes = args.lanes or "4,8,16"
+    args.lanes = args.lanes or "4,8,16,32"
     run_bench(args)
     _kinds(args, args.lanes, _out_dir(args))
     return 0
@@ -647,8 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("bench", help="performance figures: utilisation, speedup, latency, sim throughput, resources")
     _common(p, hw=False, backend=True)
-    p.add_argument("--lanes", default=None, help="LANES values to compare (default 4,8,16; 8,16 with --zoo or "
-                                                 "--kinds)")
+    p.add_argument("--lanes", default=None, help="LANES values to compare (default 4,8,16,32; 8,16 with --zoo, "
+                                                 "8,16,32 with --kinds)")
     p.add_argument("--zoo", action="store_true", help="the model zoo bench instead (host/bench/zoo.py): every zoo "
                    "model trained, pruned while training, converted and timed per LANES; writes <out>/zoo/")
     p.add_argument("--kinds", action="store_true", help="MAC utilisation per layer kind only (host/bench/kinds.py; "

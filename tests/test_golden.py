@@ -180,3 +180,19 @@ def test_input_length_errors(good):
     ok = eng.run(img, 2)
     np.testing.assert_array_equal(unpack_results(ok, 2, prog.n_out), npref.forward(model, x))
     assert per * 2 == img.size
+
+
+@pytest.mark.parametrize("lanes", [4, 8, 16, 32])
+def test_lane_budget_accounts_for_every_lane_cycle(lanes):
+    """The bench's breakdown of LANES × cycles (useful MACs, idle pixels, fillers, row
+    ends, conflict group ends, SETUP/clear/FILL) adds up for every layer of random networks."""
+    from zeroskip.host.bench.figures import lane_budget
+
+    rng = np.random.default_rng(70 + lanes)
+    for _ in range(4):
+        model = random_qmodel(rng)
+        prog = compile_model(model, HwConfig(lanes=lanes), dense=bool(rng.random() < 0.3))
+        for lp, lt in zip(prog.layers, image_timing(prog)["layers"]):
+            parts = lane_budget(lp, lt, lanes)
+            assert sum(parts.values()) == lanes * lt.total and min(parts.values()) >= 0, parts
+            assert parts["useful"] == lt.macs
