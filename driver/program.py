@@ -54,8 +54,8 @@ class HwConfig:
     site_cap: int = C.DEFAULTS["SITE_CAP"]
 
     def __post_init__(self) -> None:
-        if self.lanes not in (4, 8, 16):
-            raise ValueError(f"LANES must be 4, 8 or 16, got {self.lanes}")
+        if self.lanes not in C.LANES_CHOICES:
+            raise ValueError(f"LANES must be one of {', '.join(map(str, C.LANES_CHOICES))}, got {self.lanes}")
         if self.act_bytes & (self.act_bytes - 1) or not (self.lanes * 16 <= self.act_bytes <= 65536):
             raise ValueError(f"ACT_BYTES must be a power of two ≤ 65536, got {self.act_bytes}")
         if self.w_slots % self.lanes:

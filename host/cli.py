@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from zeroskip.driver import contract as C
+
 DEFAULT_OUT = "outputs"
 # `zeroskip demo --model NAME`: the zoo models (zeroskip.host.zoo, trained and pruned by
 # zeroskip.host.bench.zoo) besides TinyCNN (`tiny`) and the sparse-pixel CNN; listed here
@@ -397,11 +399,11 @@ def cmd_bench(args) -> int:
         if args.zoo:
             _zoo_bench(args)
         if args.kinds:
-            _kinds(args, args.lanes or "8,16", _out_dir(args))
+            _kinds(args, args.lanes or "8,16,32", _out_dir(args))
         return 0
     from zeroskip.host.bench.figures import run_bench
 
-    args.lanes = args.lanes or "4,8,16"
+    args.lanes = args.lanes or "4,8,16,32"
     run_bench(args)
     _kinds(args, args.lanes, _out_dir(args))
     return 0
@@ -611,7 +613,7 @@ def _common(p: argparse.ArgumentParser, train: bool = True, hw: bool = True, bac
         p.add_argument("--n-samples", type=_count(1), default=None, help="test images in the bundle (default: all)")
         p.add_argument("--no-cache", action="store_true", help="retrain instead of using the cached model")
     if hw:
-        p.add_argument("--lanes", type=int, default=8, choices=(4, 8, 16), help="engine MAC lanes (default 8)")
+        p.add_argument("--lanes", type=int, default=8, choices=C.LANES_CHOICES, help="engine MAC lanes (default 8)")
     if backend:
         p.add_argument("--backend", default="auto", choices=("auto", "board", "sim", "native", "model"),
                        help="auto = board when pynq and the overlay are present, else sim")
@@ -645,8 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("bench", help="performance figures: utilisation, speedup, latency, sim throughput, resources")
     _common(p, hw=False, backend=True)
-    p.add_argument("--lanes", default=None, help="LANES values to compare (default 4,8,16; 8,16 with --zoo or "
-                                                 "--kinds)")
+    p.add_argument("--lanes", default=None, help="LANES values to compare (default 4,8,16,32; 8,16 with --zoo, "
+                                                 "8,16,32 with --kinds)")
     p.add_argument("--zoo", action="store_true", help="the model zoo bench instead (host/bench/zoo.py): every zoo "
                    "model trained, pruned while training, converted and timed per LANES; writes <out>/zoo/")
     p.add_argument("--kinds", action="store_true", help="MAC utilisation per layer kind only (host/bench/kinds.py; "
@@ -670,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "test inputs (default: 16 calibration inputs)")
     p.add_argument("--labels", default=None, help="class labels .npy of the --test inputs (accuracy, labels.npy)")
     p.add_argument("--weights", default=None, help="state_dict file to load into a package.module:factory model")
-    p.add_argument("--lanes", type=int, default=8, choices=(4, 8, 16), help="engine MAC lanes (default 8)")
+    p.add_argument("--lanes", type=int, default=8, choices=C.LANES_CHOICES, help="engine MAC lanes (default 8)")
     p.add_argument("--name", default=None, help="model name in the report and the bundle")
     p.add_argument("--out", required=True, help="bundle folder to write (new, or an earlier bundle: replaced)")
     p.add_argument("--quiet", action="store_true", help="no report")

@@ -12,7 +12,8 @@
 //
 // Latency: in_* at cycle u, out_valid/out_acc at u + 5
 //   u+1 lane input registers, u+2 products, u+3 tree levels 1-2,
-//   u+4 tree levels 3-4 and group select, u+5 accumulators.
+//   u+4 tree levels 3-5 (as LANES allows Q = 8, 16, 32) and group select,
+//   u+5 accumulators.
 //
 // cfg_maxred (sparse-pixel MAXRED, P = 1): accumulator 0 takes the maximum of the
 // activations of the lanes with a non-zero weight (-128 when there is none) instead
@@ -28,7 +29,7 @@
 
 module sparse_dot_product #
 (
-    // MAC lanes per tile (4, 8 or 16)
+    // MAC lanes per tile (4, 8, 16 or 32)
     parameter LANES  = 8,
     // 1 builds the MAXRED maximum
     parameter MAXRED = 1
@@ -60,11 +61,13 @@ module sparse_dot_product #
     output wire [LANES*32-1:0]   out_acc
 );
 
-localparam SW = 20;   // partial-sum width: 16-bit products, up to 16 of them
+// partial-sum width: a product is within -2^14..2^14, so a sum of LANES of them
+// fits 16 + log2(LANES) bits signed
+localparam SW = 16 + $clog2(LANES);
 
 initial begin
-    if (LANES != 4 && LANES != 8 && LANES != 16) begin
-        $error("sparse_dot_product: LANES must be 4, 8 or 16 (instance %m)");
+    if (LANES != 4 && LANES != 8 && LANES != 16 && LANES != 32) begin
+        $error("sparse_dot_product: LANES must be 4, 8, 16 or 32 (instance %m)");
         $finish;
     end
 end
@@ -153,24 +156,31 @@ always @(posedge clk) begin
     tree_a_reg <= sel_a;
 end
 
-// second half: levels 3 and 4 (when LANES allows Q = 8, 16) and the final select
-reg [LANES*SW-1:0] lv3, lv4, sel_b;
+// second half: levels 3, 4 and 5 (when LANES allows Q = 8, 16, 32) and the final
+// select (slots at or above P again carry the cheapest level)
+reg [LANES*SW-1:0] lv3, lv4, lv5, sel_b;
 
 always @* begin
     lv3 = {LANES*SW{1'b0}};
     lv4 = {LANES*SW{1'b0}};
+    lv5 = {LANES*SW{1'b0}};
     for (j = 0; j < LANES/8; j = j + 1) begin
         lv3[j*SW +: SW] = tree_a_reg[(2*j)*SW +: SW] + tree_a_reg[(2*j+1)*SW +: SW];
     end
     for (j = 0; j < LANES/16; j = j + 1) begin
         lv4[j*SW +: SW] = lv3[(2*j)*SW +: SW] + lv3[(2*j+1)*SW +: SW];
     end
+    for (j = 0; j < LANES/32; j = j + 1) begin
+        lv5[j*SW +: SW] = lv4[(2*j)*SW +: SW] + lv4[(2*j+1)*SW +: SW];
+    end
     sel_b = tree_a_reg;
     for (j = 0; j < LANES/8; j = j + 1) begin
-        if (cfg_log2q == 3'd3 || (cfg_log2q == 3'd4 && j >= LANES/16)) begin
+        if (cfg_log2q == 3'd3 || (cfg_log2q > 3'd3 && j >= LANES/16)) begin
             sel_b[j*SW +: SW] = lv3[j*SW +: SW];
-        end else if (cfg_log2q == 3'd4) begin
+        end else if (cfg_log2q == 3'd4 || (cfg_log2q > 3'd4 && j >= LANES/32)) begin
             sel_b[j*SW +: SW] = lv4[j*SW +: SW];
+        end else if (cfg_log2q > 3'd4) begin
+            sel_b[j*SW +: SW] = lv5[j*SW +: SW];
         end
     end
 end

@@ -14,7 +14,7 @@
 
 module zeroskip_top #
 (
-    // MAC lanes: 4, 8 or 16
+    // MAC lanes: 4, 8, 16 or 32
     parameter LANES        = 8,
     // Activation memory bytes (power of two, 16*LANES..65536)
     parameter ACT_BYTES    = 65536,

@@ -21,7 +21,7 @@
 
 module zs_act_mem #
 (
-    // Banks (= MAC lanes): 4, 8 or 16
+    // Banks (= MAC lanes): 4, 8, 16 or 32
     parameter LANES     = 8,
     // Bytes of activation memory (power of two, at most 65536)
     parameter ACT_BYTES = 65536

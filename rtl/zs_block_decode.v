@@ -24,7 +24,7 @@
 
 module zs_block_decode #
 (
-    // MAC lanes: 4, 8 or 16
+    // MAC lanes: 4, 8, 16 or 32
     parameter LANES   = 8,
     // Weight-store entries
     parameter W_SLOTS = 65536,

@@ -22,7 +22,7 @@
 
 module zs_datapath #
 (
-    // MAC lanes: 4, 8 or 16
+    // MAC lanes: 4, 8, 16 or 32
     parameter LANES     = 8,
     // Activation memory bytes
     parameter ACT_BYTES = 65536,
@@ -96,8 +96,8 @@ localparam ROW_W  = ADDR_W - LOG2L;
 localparam RES_AW = $clog2(OUT_CAP);
 
 initial begin
-    if (LANES != 4 && LANES != 8 && LANES != 16) begin
-        $error("zs_datapath: LANES must be 4, 8 or 16 (instance %m)");
+    if (LANES != 4 && LANES != 8 && LANES != 16 && LANES != 32) begin
+        $error("zs_datapath: LANES must be 4, 8, 16 or 32 (instance %m)");
         $finish;
     end
 end

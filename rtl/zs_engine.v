@@ -40,7 +40,7 @@
 
 module zs_engine #
 (
-    // MAC lanes: 4, 8 or 16
+    // MAC lanes: 4, 8, 16 or 32
     parameter LANES        = 8,
     // Activation memory bytes (power of two, at most 65536)
     parameter ACT_BYTES    = 65536,
@@ -119,8 +119,8 @@ localparam BEAT_CYC = (LANES >= 8) ? 1 : 8 / LANES;   // cycles per input beat
 localparam CHUNK    = 8 / BEAT_CYC;                    // bytes written per cycle
 
 initial begin
-    if (LANES != 4 && LANES != 8 && LANES != 16) begin
-        $error("zs_engine: LANES must be 4, 8 or 16 (instance %m)");
+    if (LANES != 4 && LANES != 8 && LANES != 16 && LANES != 32) begin
+        $error("zs_engine: LANES must be 4, 8, 16 or 32 (instance %m)");
         $finish;
     end
     if ((1 << ADDR_W) != ACT_BYTES || ACT_BYTES < 16 * LANES || ACT_BYTES > 65536) begin

@@ -33,7 +33,7 @@
 
 module zs_loader #
 (
-    // MAC lanes: 4, 8 or 16
+    // MAC lanes: 4, 8, 16 or 32
     parameter LANES      = 8,
     // Activation memory bytes
     parameter ACT_BYTES  = 65536,

@@ -73,8 +73,9 @@ def conflict_program(hw) -> Program:
                      in_ch_stride=1, in_base=0, in_row_stride=0, out_base=0, out_row_stride=0,
                      out_ch_stride=0)
     # row 0: k = 0 and k = L (same bank, other address), then a group end; row 1: k = 1
-    codes0 = [0] + ([14, L - 14] if L > 14 else [L]) + [15]
-    wts0 = [3] + ([0, 5] if L > 14 else [5]) + [0]
+    steps = [14] * ((L - 1) // 14) + [L - 14 * ((L - 1) // 14)]   # index steps of at most 14
+    codes0 = [0] + steps + [15]
+    wts0 = [3] + [0] * (len(steps) - 1) + [5, 0]
     codes = np.array(codes0 + [1, 15], np.uint8)
     wts = np.array(wts0 + [7, 0], np.int8)
     chans = (ChannelRec(bias=10, mult=1, shift=1, n_groups=1), ChannelRec(bias=-3, mult=1, shift=1, n_groups=1))
@@ -284,7 +285,7 @@ async def test_malformed_programs(dut):
     cases = [
         ("bad magic", _set_field(good, 0, 0, 32, 0x12345678)),
         ("bad version", _set_field(good, 0, 32, 16, 7)),
-        ("lanes", _set_field(good, 0, 48, 8, 32)),
+        ("lanes", _set_field(good, 0, 48, 8, 16 if hw.lanes == 32 else 32)),
         ("n_layers 0", _set_field(good, 0, 56, 8, 0)),
         ("n_layers > MAX", _set_field(good, 0, 56, 8, hw.max_layers + 1)),
         ("slots > W_SLOTS", _set_field(good, 3, 0, 32, hw.w_slots + 1)),

@@ -111,7 +111,7 @@ def test_wait_deadline_scales_with_the_batch(tiny):
 @pytest.mark.parametrize("seed", range(12))
 def test_random_networks_match_golden_and_reference(seed):
     rng = np.random.default_rng(100 + seed)
-    lanes = (4, 8, 16)[seed % 3]
+    lanes = (4, 8, 16, 32)[seed % 4]
     hw = HwConfig(lanes=lanes)
     model = random_qmodel(rng, zero_channel=seed % 2 == 0, dense_channel=seed % 3 == 0, saturate=seed % 4 == 1)
     prog, beats = compiled(model, hw)

@@ -43,7 +43,7 @@ flags = st.fixed_dictionaries({"zero_channel": st.booleans(), "dense_channel": s
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16]), dense=st.booleans(), fl=flags)
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16, 32]), dense=st.booleans(), fl=flags)
 def test_golden_bit_exact_on_random_networks(seed, lanes, dense, fl):
     rng = np.random.default_rng(seed)
     model = random_qmodel(rng, **fl)
@@ -55,7 +55,7 @@ def test_golden_bit_exact_on_random_networks(seed, lanes, dense, fl):
     assert counters["MACS"] == 3 * image_timing(prog)["macs"]
 
 
-@pytest.mark.parametrize("lanes", [4, 8, 16])
+@pytest.mark.parametrize("lanes", [4, 8, 16, 32])
 def test_edge_channels_and_saturation(lanes):
     rng = np.random.default_rng(lanes)
     for _ in range(6):
@@ -66,7 +66,7 @@ def test_edge_channels_and_saturation(lanes):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16]), dense=st.booleans())
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16, 32]), dense=st.booleans())
 def test_program_round_trip_and_no_bank_conflicts(seed, lanes, dense):
     rng = np.random.default_rng(seed)
     model = random_qmodel(rng)
@@ -180,3 +180,19 @@ def test_input_length_errors(good):
     ok = eng.run(img, 2)
     np.testing.assert_array_equal(unpack_results(ok, 2, prog.n_out), npref.forward(model, x))
     assert per * 2 == img.size
+
+
+@pytest.mark.parametrize("lanes", [4, 8, 16, 32])
+def test_lane_budget_accounts_for_every_lane_cycle(lanes):
+    """The bench's breakdown of LANES × cycles (useful MACs, idle pixels, fillers, row
+    ends, conflict group ends, SETUP/clear/FILL) adds up for every layer of random networks."""
+    from zeroskip.host.bench.figures import lane_budget
+
+    rng = np.random.default_rng(70 + lanes)
+    for _ in range(4):
+        model = random_qmodel(rng)
+        prog = compile_model(model, HwConfig(lanes=lanes), dense=bool(rng.random() < 0.3))
+        for lp, lt in zip(prog.layers, image_timing(prog)["layers"]):
+            parts = lane_budget(lp, lt, lanes)
+            assert sum(parts.values()) == lanes * lt.total and min(parts.values()) >= 0, parts
+            assert parts["useful"] == lt.macs

@@ -24,7 +24,7 @@ def golden(model, x, lanes, dense=False):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16]), dense=st.booleans(),
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16, 32]), dense=st.booleans(),
        zero=st.booleans(), full=st.booleans(), sat=st.booleans())
 def test_golden_equals_integer_reference(seed, lanes, dense, zero, full, sat):
     rng = np.random.default_rng(seed)
@@ -41,6 +41,6 @@ def test_trained_tinycnn_bit_exact(dataset, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ZEROSKIP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     tr = get_trained(TrainConfig(dataset=dataset, sparsity=0.7), quiet=True)
     x = tr.x_test_int8[:64]
-    for lanes in (4, 8, 16):
+    for lanes in (4, 8, 16, 32):
         np.testing.assert_array_equal(golden(tr.qmodel, x, lanes), tr.expected[:64])
     np.testing.assert_array_equal(golden(tr.qmodel, x[:8], 8, dense=True), tr.expected[:8])

@@ -46,10 +46,10 @@ def run_golden(prog, hw, x_int8):
 
 
 def check_on_every_lanes(model, rng):
-    """Golden model = integer reference, cycles = prediction, at LANES 4, 8 and 16."""
+    """Golden model = integer reference, cycles = prediction, at LANES 4, 8, 16 and 32."""
     x = randnet.random_input(rng, model, 3)
     ref = run_reference(model, x)
-    for lanes in (4, 8, 16):
+    for lanes in (4, 8, 16, 32):
         hw = HwConfig(lanes=lanes)
         prog = compile_model(model, hw, dense=bool(rng.random() < 0.3))
         got, cycles = run_golden(prog, hw, x)

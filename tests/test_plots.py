@@ -16,7 +16,7 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from zeroskip.host import plots
 
 
-@pytest.mark.parametrize("lanes", [4, 8, 16])
+@pytest.mark.parametrize("lanes", [4, 8, 16, 32])
 def test_block_diagram_labels_do_not_overlap(tmp_path, monkeypatch, lanes):
     figs = []
     real_close = plt.close

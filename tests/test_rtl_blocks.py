@@ -1,6 +1,6 @@
 """RTL block tests: the cocotb benches of the engine's building blocks.
 
-zero_skip_mac, zs_requant, sparse_dot_product (every tile shape of LANES 4/8/16),
+zero_skip_mac, zs_requant, sparse_dot_product (every tile shape of LANES 4/8/16 on Verilator, 8/32 on Icarus),
 sparse_weight_store (``$readmemh`` of a compiled program's weight_store.hex, read back,
 then written) and zs_regs (AXI-Lite ordering and the register map). Verilator runs all,
 Icarus a smaller set; one xdist group per build.
@@ -32,8 +32,9 @@ for sim in ("verilator", "icarus"):
 for lanes in (4, 8, 16):
     BLOCKS.append(pytest.param("verilator", "sparse_dot_product", "zeroskip.tb.test_sparse_dot_product",
                                {"LANES": lanes}, id=f"verilator-dot-L{lanes}", marks=_group("verilator", f"dot{lanes}")))
-BLOCKS.append(pytest.param("icarus", "sparse_dot_product", "zeroskip.tb.test_sparse_dot_product", {"LANES": 8},
-                           id="icarus-dot-L8", marks=_group("icarus", "dot8")))
+for lanes in (8, 32):
+    BLOCKS.append(pytest.param("icarus", "sparse_dot_product", "zeroskip.tb.test_sparse_dot_product", {"LANES": lanes},
+                               id=f"icarus-dot-L{lanes}", marks=_group("icarus", f"dot{lanes}")))
 
 
 @pytest.mark.rtl

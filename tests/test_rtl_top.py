@@ -1,6 +1,6 @@
 """RTL top-level tests: the cocotb bench tb/test_zeroskip_top.py on zeroskip_top.
 
-Verilator runs LANES 4, 8 and 16 (each its own cached build, FAULT_INJECT=1 so the fault
+Verilator runs LANES 4, 8, 16 and 32 (each its own cached build, FAULT_INJECT=1 so the fault
 test runs too); Icarus runs LANES 8 with a smaller activation memory, which keeps its
 slower simulation short. One xdist group per build, so the two workers never compile
 the same model. ``--fuzz`` (ZEROSKIP_FUZZ=1) raises the number of random networks per
@@ -21,6 +21,9 @@ CONFIGS = [
                  marks=pytest.mark.xdist_group("verilator-top-L4")),
     pytest.param("verilator", {"LANES": 16, "FAULT_INJECT": 1}, id="verilator-L16",
                  marks=pytest.mark.xdist_group("verilator-top-L16")),
+    # the same build as test_rtl_sparse.py's L32 (one xdist group: one worker builds it once)
+    pytest.param("verilator", {"LANES": 32, "FAULT_INJECT": 1}, id="verilator-L32",
+                 marks=pytest.mark.xdist_group("verilator-L32")),
     pytest.param("icarus", {"LANES": 8, "FAULT_INJECT": 1, "ACT_BYTES": 8192, "W_SLOTS": 4096}, id="icarus-L8",
                  marks=pytest.mark.xdist_group("icarus-top-L8")),
     # the synthesis view: SYNTHESIS defined, so the accumulators and counters are the

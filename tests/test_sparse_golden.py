@@ -54,7 +54,7 @@ def sparse_images(rng, model, n):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16]), pool=st.sampled_from([None, "max", "avg"]),
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([4, 8, 16, 32]), pool=st.sampled_from([None, "max", "avg"]),
        mode=st.sampled_from(["sites", "reduce"]), dense=st.booleans())
 def test_sparse_pixel_bit_exact(seed, lanes, pool, mode, dense):
     rng = np.random.default_rng(seed)

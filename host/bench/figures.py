@@ -30,6 +30,43 @@ def _table(rows: list[list], head: list[str]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def lane_budget(lp, lt, lanes: int) -> dict:
+    """Where a dense-tile layer's ``LANES × cycles`` lane-cycles go: useful MACs; lanes of
+    invalid pixels (a row rounded up to whole tiles of P); and per valid pixel, the slots
+    of zero-weight filler entries (index runs longer than a code), the empty slots of a
+    row's last group (its entries rounded up to whole groups of Q), the slots of the
+    groups a row has beyond that minimum (groups ended early because of a bank conflict);
+    and the layer's SETUP, clear and FILL cycles. The parts add up to ``LANES × total``."""
+    from zeroskip.driver.program import GROUP_END, decode_entries
+
+    d = lp.desc
+    P, Q = d.P, d.Q
+    ws = decode_entries(lp)[1]
+    explicit_zero = (lp.codes != GROUP_END) & (lp.weights == 0)
+    fillers = row_end = conflict = 0
+    s = e = 0
+    for ch in lp.channels:
+        nz = int(np.count_nonzero(ws[s:s + ch.n_groups * Q]))
+        s += ch.n_groups * Q
+        # the row's stream entries: up to and including the one that fills its last slot
+        n_ent = filled = 0
+        while filled < ch.n_groups * Q:
+            filled += Q - filled % Q if lp.codes[e + n_ent] == GROUP_END else 1
+            n_ent += 1
+        f = int(np.count_nonzero(explicit_zero[e:e + n_ent]))
+        e += n_ent
+        fillers += f
+        row_end += -(-(nz + f) // Q) * Q - nz - f
+        conflict += ch.n_groups * Q - -(-(nz + f) // Q) * Q
+    groups = sum(ch.n_groups for ch in lp.channels)
+    px = d.h_it * d.w_valid
+    parts = {"useful": lt.macs, "idle_pixels": d.h_it * (d.n_xt * P - d.w_valid) * groups * Q,
+             "fillers": px * fillers, "row_ends": px * row_end, "conflict_groups": px * conflict,
+             "overhead": lanes * (lt.setup + lt.clear + lt.fill)}
+    assert sum(parts.values()) == lanes * lt.total, (parts, lanes * lt.total)
+    return parts
+
+
 def engine_figures(qmodel, lanes: int) -> dict:
     from zeroskip.host.compiler.lowering import compile_model, weight_bytes
 
@@ -42,11 +79,15 @@ def engine_figures(qmodel, lanes: int) -> dict:
         layers.append({"name": layer.name, "P": lps.desc.P, "Q": lps.desc.Q, "macs_dense": macs_dense,
                        "macs_sparse": a.macs, "cycles_sparse": a.total, "cycles_dense": b.total,
                        "utilization": a.macs / (lanes * a.total), "speedup": b.total / a.total,
-                       "ideal_speedup": macs_dense / max(1, a.macs)})
+                       "ideal_speedup": macs_dense / max(1, a.macs), "lane_cycles": lane_budget(lps, a, lanes)})
     macs_dense = sum(lay["macs_dense"] for lay in layers)
+    # the whole image's lane-cycles: the layers' parts plus the input and output phases
+    budget = {k: sum(lay["lane_cycles"][k] for lay in layers) for k in layers[0]["lane_cycles"]}
+    budget["input_output"] = lanes * (ts["input"] + ts["output"])
     wd, wc = weight_bytes(qmodel, sp)
     return {"lanes": lanes, "layers": layers, "cycles_sparse": ts["total"], "cycles_dense": td["total"],
             "macs_sparse": ts["macs"], "macs_dense": macs_dense, "utilization": ts["macs"] / (lanes * ts["total"]),
+            "lane_cycles": budget,
             "speedup": td["total"] / ts["total"], "mac_ratio": macs_dense / ts["macs"],
             "speedup_over_mac_ratio": (td["total"] / ts["total"]) / (macs_dense / ts["macs"]),
             "latency_us": ts["total"] / CLOCK_MHZ, "latency_dense_us": td["total"] / CLOCK_MHZ,
@@ -64,6 +105,16 @@ def print_engine(f: dict) -> None:
             for lay in f["layers"]]
     print(_table(rows, ["layer", "PxQ", "MACs dense", "MACs sparse", "cyc dense", "cyc sparse", "speedup",
                         "MAC ratio", "util"]))
+    total = f["lanes"] * f["cycles_sparse"]
+    print("lane-cycles of the sparse run, as fractions of LANES x cycles: useful MACs; idle lanes of pixels past "
+          "the row end (tile P); zero-weight filler slots; empty slots in a row's last group (group Q); groups ended "
+          "early by bank conflicts; layer SETUP/clear/FILL; the input and output phases")
+    parts = ("useful", "idle_pixels", "fillers", "row_ends", "conflict_groups", "overhead")
+    rows = [[lay["name"]] + [f"{lay['lane_cycles'][k] / total:.3f}" for k in parts] + ["-"]
+            for lay in f["layers"]]
+    rows.append(["total"] + [f"{f['lane_cycles'][k] / total:.3f}" for k in parts + ("input_output",)])
+    print(_table(rows, ["layer", "useful", "idle px", "fillers", "row ends", "conflict ends", "setup/fill",
+                        "in/out"]))
 
 
 from zeroskip.host.quant.qmodel import dense_grid_twin  # noqa: E402

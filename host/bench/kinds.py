@@ -1,9 +1,9 @@
 """MAC utilisation per layer kind: one random layer of each kind the engine runs, at a
 realistic size and 70 % sparsity (random int8 weights, uniformly pruned), compiled for
-LANES 8 and 16; the figure is the layer's useful MACs over ``LANES × its cycles``
+LANES 8, 16 and 32; the figure is the layer's useful MACs over ``LANES × its cycles``
 (SETUP and FILL included), from the golden model the RTL tests hold cycle-exact.
 
-    python -m zeroskip.host.bench.kinds [--lanes 8,16] [--sparsity 0.7] [--json]
+    python -m zeroskip.host.bench.kinds [--lanes 8,16,32] [--sparsity 0.7] [--json]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def kind_model(name: str, sparsity: float, rng: np.random.Generator) -> QModel:
     return QModel(input_shape=shape, layers=tuple(layers), name=name)
 
 
-def kind_figures(lanes=(8, 16), sparsity: float = 0.7, seed: int = 0) -> list[dict]:
+def kind_figures(lanes=(8, 16, 32), sparsity: float = 0.7, seed: int = 0) -> list[dict]:
     rows = []
     for name in KINDS:
         model = kind_model(name, sparsity, np.random.default_rng(seed))
@@ -105,7 +105,7 @@ def print_kinds(rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lanes", default="8,16")
+    ap.add_argument("--lanes", default="8,16,32")
     ap.add_argument("--sparsity", type=float, default=0.7)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
