@@ -6,6 +6,8 @@
    the RTL tests hold cycle-exact) and, with a simulator, measured on the RTL.
 2. Simulation backend: cold build time, inferences/s batched, simulated cycles per second.
 3. Yosys resources against the xc7z020.
+4. The performance targets (host/bench/targets.py): each figure against its target, with
+   the measured cause where it is not met.
 Results also go to ``outputs/bench.json``.
 """
 
@@ -76,7 +78,8 @@ def engine_figures(qmodel, lanes: int) -> dict:
     layers = []
     for layer, lps, a, b in zip(qmodel.layers, sp.layers, ts["layers"], td["layers"]):
         macs_dense = int(layer.weight.size) * lps.desc.h_it * lps.desc.w_valid
-        layers.append({"name": layer.name, "P": lps.desc.P, "Q": lps.desc.Q, "macs_dense": macs_dense,
+        layers.append({"name": layer.name, "kind": "fc" if lps.desc.h_it * lps.desc.w_valid == 1 else "conv",
+                       "P": lps.desc.P, "Q": lps.desc.Q, "macs_dense": macs_dense,
                        "macs_sparse": a.macs, "cycles_sparse": a.total, "cycles_dense": b.total,
                        "utilization": a.macs / (lanes * a.total), "speedup": b.total / a.total,
                        "ideal_speedup": macs_dense / max(1, a.macs), "lane_cycles": lane_budget(lps, a, lanes)})
@@ -160,7 +163,12 @@ def sparse_figures(args) -> dict:
     print(_table([[k, f"{v['cycles_mean']:.0f}", f"{v['cycles_p99']:.0f}", f"{v['us_mean']:.2f}",
                    f"{base / v['cycles_mean']:.1f}x"] for k, v in rows.items()],
                  ["program", "cycles mean", "p99", "us @100MHz", "fewer than dense"]))
-    return {"rows": rows, "accuracy_float": tr.accuracy_float, "accuracy_int8": tr.accuracy_int8,
+    from zeroskip.host.bench.sparse import format_breakdown, layer_breakdown
+
+    breakdown = layer_breakdown(tr.qmodel, x, 8)
+    print(format_breakdown(breakdown))
+    return {"rows": rows, "breakdown": breakdown, "accuracy_float": tr.accuracy_float,
+            "accuracy_int8": tr.accuracy_int8,
             "dense_twin_accuracy_float": twin.accuracy_float, "dense_twin_accuracy_int8": twin.accuracy_int8}
 
 
@@ -195,6 +203,11 @@ def run_bench(args) -> dict:
         result["resources"] = res
         print(f"\nYosys synth_xilinx resources ({time.perf_counter() - t:.0f} s):")
         print(res["text"] if isinstance(res, dict) and "text" in res else res)
+    from zeroskip.host.bench.targets import format_targets, targets
+
+    result["targets"] = targets(result)
+    print("\nperformance targets, each measured in this run (measured cause where one is not met):")
+    print(format_targets(result["targets"]))
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=str))
     print(f"\nwritten: {out / 'bench.json'}")
     return result
