@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/python -c "from zeroskip.driver.tools import tool_env; import subprocess, sys; sys.exit(subprocess.call(['$(BIN)/fusesoc', 'run', '--target', 'lint', 'zeroskip'], env=tool_env()))"
 
 synth: setup
-	$(BIN)/python -m zeroskip.host.bench.resources --lanes 4,8,16
+	$(BIN)/python -m zeroskip.host.bench.resources --lanes 4,8,16,32
 
 # the pure-Python wheel for the board (installs with pip --no-deps, no build step there)
 wheel: setup

@@ -131,7 +131,7 @@ proc zs_package_ip {src_dir ip_repo contract part} {
     zs_try "address block usage" { set_property usage register $ab }
 
     # Legal parameter values, shown as drop-downs in the IP customisation dialog.
-    foreach {param values} {LANES {4 8 16} FAULT_INJECT {0 1}} {
+    foreach {param values} [list LANES [zs_contract_int_list $contract lanes_choices] FAULT_INJECT {0 1}] {
         set up [ipx::get_user_parameters $param -of_objects $core]
         if {$up ne ""} {
             zs_try "value list of $param" {

@@ -50,6 +50,15 @@ proc zs_contract_ints {json_path key} {
     return $out
 }
 
+# The integers of the array KEY of contract.json ("lanes_choices": [4, 8, ...]) as a list.
+proc zs_contract_int_list {json_path key} {
+    set text [zs_read_file $json_path]
+    if {![regexp "\"$key\"\\s*:\\s*\\\[(\[^\\\]\]*)\\\]" $text -> body]} {
+        error "$json_path has no array \"$key\""
+    }
+    return [regexp -all -inline {\-?[0-9]+} $body]
+}
+
 # The engine parameter defaults of contract.json.
 proc zs_contract_defaults {json_path} {
     return [zs_contract_ints $json_path defaults]

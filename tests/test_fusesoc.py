@@ -395,6 +395,8 @@ def test_pynq_z2_ip_packaging(pynq_setup, tmp_path):
     assert props[("busif:interrupt.SENSITIVITY", "value")] == "LEVEL_HIGH"
     assert set(props[("busif:aclk.ASSOCIATED_BUSIF", "value")].split(":")) == {"s_axi_ctrl", "s_axis", "m_axis"}
     assert {r[1] for r in recs if r[0] == "ASSOCIATE"} == {"s_axi_ctrl", "s_axis", "m_axis"}
+    # the customisation dialog offers the LANES values of the contract
+    assert props[("up:LANES", "value_validation_list")].split() == [str(n) for n in C.LANES_CHOICES]
 
 
 def program_max_bytes(params: dict) -> int:
