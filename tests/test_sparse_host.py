@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 from zeroskip.host.training import prune as zprune
 from zeroskip.host.data.detector import ADC_LEVELS, DETECTOR_THRESHOLD, active_fraction, load_detector
-from zeroskip.host.quant.qmodel import AVG_RECIP, LayerKind, QInputReduce, QLayer, QModel, QSparsePool, layer_output_shape
+from zeroskip.host.quant.qmodel import (
+    AVG_RECIP,
+    LayerKind,
+    QInputReduce,
+    QLayer,
+    QModel,
+    QSparsePool,
+    dense_grid_twin,
+    layer_output_shape,
+)
 from zeroskip.host.quant.quantize import quantize_input
 from zeroskip.host.quant.quantize_sparse import quantize_sparse, threshold_to_int8
 from zeroskip.host.quant.randnet import random_sparse_input, random_sparse_qmodel
@@ -352,6 +361,19 @@ def test_quantize_sparse_general_spec():
         quantize_sparse(build_dense_twin(spec), x)
     with pytest.raises(ValueError, match="shape"):
         quantize_sparse(model, x[:, :1])
+    # one dense twin: the integer twin of the quantised model is the float twin of its spec
+    twin_q, twin_spec = dense_grid_twin(q), dense_twin_spec(spec)
+    convs = [la for la in twin_q.layers if la.kind is LayerKind.CONV]
+    assert [la.kind for la in twin_q.layers] == [LayerKind.CONV] * 3 + [LayerKind.FC] * 2 and twin_q.reduce is None
+    assert [(la.c_out, la.kernel[0], la.padding, la.pool) for la in convs] == \
+        [(cv.out_channels, cv.kernel, cv.padding, cv.pool) for cv in twin_spec.convs]
+    assert twin_q.out_shapes()[:3] == twin_spec.feature_shapes()[1:]
+    assert [la.c_out for la in twin_q.layers[3:]] == [*twin_spec.fcs, twin_spec.n_classes]
+    tiny = QModel((1, 4, 4), (QLayer(LayerKind.CONV, np.ones((2, 1, 3, 3), np.int8), np.zeros(2, np.int32),
+                                     np.ones(2, np.int64), np.ones(2, np.int64), padding=1, pool=True),
+                              QLayer(LayerKind.FC, np.ones((3, 8), np.int8), np.zeros(3, np.int32),
+                                     np.ones(3, np.int64), np.ones(3, np.int64))))
+    assert dense_grid_twin(tiny).layers == tiny.layers      # a dense model is its own twin
 
 
 @given(st.floats(-3.0, 3.0), st.floats(1e-3, 0.5))

@@ -333,19 +333,35 @@ def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, relu: bool)
     return np.clip(y, -128, 127)
 
 
-def dense_grid_twin(q: QModel) -> QModel:
-    """The same network as an ordinary CNN over the whole grid (no input reduce; sparse
-    conv → conv, sparse pooling → the inline 2×2 max-pool of the conv before it): what a
-    sparse-pixel model would cost computed densely, for the cycle comparison."""
-    layers: list = []
-    for layer in q.layers:
-        if layer.kind is LayerKind.SPOOL:
-            prev = layers[-1]
-            layers[-1] = QLayer(kind=LayerKind.CONV, weight=prev.weight, bias=prev.bias, mult=prev.mult, shift=prev.shift,
-                                padding=prev.padding, relu=prev.relu, pool=True, name=prev.name)
-        elif layer.kind is LayerKind.SCONV:
-            layers.append(QLayer(kind=LayerKind.CONV, weight=layer.weight, bias=layer.bias, mult=layer.mult,
-                                 shift=layer.shift, padding=layer.padding, relu=layer.relu, name=layer.name))
+def dense_twin(layers) -> list[tuple[LayerKind, object, bool]]:
+    """The dense twin of a sparse-pixel network, the one definition behind both the float
+    twin (:func:`zeroskip.host.models.sparse.dense_twin_spec`, the comparison CNN) and the
+    integer one (:func:`dense_grid_twin`, the cycle baseline): the same network as an
+    ordinary CNN over the whole grid. There is no input reduce; every layer on ``sites``
+    becomes the same op on a ``grid`` (a sparse conv: a conv with the same kernel,
+    channels and padding k//2); a sparse pooling becomes the inline 2x2 max-pool of the
+    conv before it; fully connected layers are unchanged.
+
+    ``layers``: the network's layers in order as ``(kind, layer)`` pairs (``layer`` is
+    whatever the caller describes a layer with). Returns ``(kind, layer, pool)`` for every
+    layer of the twin."""
+    out: list[tuple[LayerKind, object, bool]] = []
+    for kind, layer in layers:
+        if not kind.weighted:
+            if not out or out[-1][0] is not LayerKind.CONV or out[-1][2]:
+                raise ValueError("a sparse pooling in the dense twin must follow a convolution without pooling")
+            out[-1] = (*out[-1][:2], True)
         else:
-            layers.append(layer)
-    return QModel(input_shape=q.input_shape, layers=tuple(layers), input_scale=q.input_scale, name=q.name + "-dense")
+            out.append((LayerKind.of(kind.op, "grid") if kind.sparse else kind, layer, False))
+    return out
+
+
+def dense_grid_twin(q: QModel) -> QModel:
+    """The :func:`dense_twin` of ``q`` as a quantised model (same weights and
+    requantisation), for the cycle comparison: what a sparse-pixel model would cost
+    computed densely."""
+    layers = tuple(QLayer(kind=kind, weight=layer.weight, bias=layer.bias, mult=layer.mult, shift=layer.shift,
+                          padding=layer.padding, relu=layer.relu, pool=pool, name=layer.name)
+                   if kind is not layer.kind or pool else layer
+                   for kind, layer, pool in dense_twin((layer.kind, layer) for layer in q.layers))
+    return QModel(input_shape=q.input_shape, layers=layers, input_scale=q.input_scale, name=q.name + "-dense")
