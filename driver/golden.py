@@ -311,20 +311,17 @@ class GoldenEngine:
                         if cy < d.h_it and cx < d.w_valid:
                             cells[(cy, cx)] = cells.get((cy, cx), 0) + 1
                     lists[d.out_list] = [[cy, cx, cnt] for (cy, cx), cnt in cells.items()]
-                    it, sh, wl = lists[d.out_list], 1, d.out_list
+                    tiles, wl = _SiteTiles(d, lists[d.out_list], 1), d.out_list
                 else:
-                    it, sh, wl = lists[d.in_list], 0, d.in_list
-                cyc += int(groups.sum()) * len(it)
-                macs += int(nz_row.sum()) * len(it)
-                self._sites_layer(lp, off, w, it, sh)
+                    tiles, wl = _SiteTiles(d, lists[d.in_list], 0), d.in_list
                 nxt = (d.out_base, d.out_ch_stride, d.out_row_stride, d.c_out, wl)
             else:
-                cyc += int(groups.sum()) * d.n_tiles
-                macs += int(nz_row.sum()) * d.h_it * d.w_valid
-                r = self._grid_layer(lp, off, w)
-                if d.out:
-                    result = r
-                nxt = None
+                tiles, nxt = _GridTiles(d), None
+            cyc += int(groups.sum()) * tiles.n_tiles
+            macs += int(nz_row.sum()) * tiles.n_pixels
+            r = self._layer(lp, off, w, tiles)
+            if d.out:
+                result = r
             if d.flags & F_SCRUB and prev is not None:
                 base, cs_, rs_, nch, lid = prev
                 cyc += nch * len(lists[lid])
@@ -337,84 +334,91 @@ class GoldenEngine:
         t_out = T["OUT_LAT"] + out_beats(prog)
         return result, t_in + compute + t_out, compute, macs
 
-    def _grid_layer(self, lp: LayerProgram, off: np.ndarray, w: np.ndarray):
+    def _layer(self, lp: LayerProgram, off: np.ndarray, w: np.ndarray, tiles):
+        """One layer over the output pixels of ``tiles`` (a :class:`_GridTiles` or a
+        :class:`_SiteTiles`: the iteration source is the only difference between grid and
+        SITES layers). Reads every channel's pixels first, then writes (the compiler never
+        lets a layer's output overlap its input). Returns the OUT layer's int32 results."""
+        if tiles.n_tiles == 0:
+            return None
         A = self.hw.act_bytes
         act = self.act
         d = lp.desc
-        P, Q = d.P, d.Q
-        ys = np.arange(d.h_it)
-        xs = np.arange(d.n_xt * P)
-        base0 = d.in_base + ys[:, None] * d.in_row_stride + d.x_step * xs[None, :]  # (H, W)
+        base0 = tiles.origins                       # (N,) window origin of every output pixel
         pos = 0
         outs = []
         for c, ch in enumerate(lp.channels):
             base = base0 + c * d.in_c_step
-            m = ch.n_groups * Q
-            o = off[pos:pos + m].astype(np.int64)
-            wv = w[pos:pos + m].astype(np.int64)
-            pos += m
-            nz = wv != 0
-            o, wv = o[nz], wv[nz]
-            if o.size:
-                acc = act[(base[:, :, None] + o[None, None, :]) % A].astype(np.int64) @ wv
-            else:
-                acc = np.zeros(base.shape, np.int64)
-            acc = _wrap32(acc + ch.bias)
-            if d.out:
-                outs.append(acc[0, 0])
-                continue
-            y = (acc * ch.mult + (1 << (ch.shift - 1))) >> ch.shift
-            if d.relu:
-                y = np.maximum(y, 0)
-            outs.append(np.clip(y, -128, 127))
-        if d.out:
-            return np.array(outs, np.int64)
-        for c, y in enumerate(outs):
-            cb = d.out_base + c * d.out_ch_stride
-            if d.pool:
-                hp, wp = d.h_it // 2, d.w_valid // 2
-                v = y[: 2 * hp, : 2 * wp].reshape(hp, 2, wp, 2).max(axis=(1, 3))
-                addr = cb + np.arange(hp)[:, None] * d.out_row_stride + np.arange(wp)[None, :]
-            else:
-                v = y[:, : d.w_valid]
-                addr = cb + ys[:, None] * d.out_row_stride + np.arange(d.w_valid)[None, :]
-            act[addr.reshape(-1) % A] = v.reshape(-1).astype(np.int8)
-        return None
-
-    def _sites_layer(self, lp: LayerProgram, off: np.ndarray, w: np.ndarray, sites: list, sh: int) -> None:
-        """A SITES layer over ``sites``; reads all rows first, then writes (the compiler
-        never lets a layer's output overlap its input)."""
-        if not sites:
-            return
-        A = self.hw.act_bytes
-        act = self.act
-        d = lp.desc
-        st = np.array(sites, np.int64)
-        base = d.in_base + (st[:, 0] << sh) * d.in_row_stride + (st[:, 1] << sh)  # (S,)
-        recip = np.array(AVG_RECIP, np.int64)[np.minimum(st[:, 2], 4)]
-        pos = 0
-        writes = []
-        for c, ch in enumerate(lp.channels):
             m = ch.n_groups * d.Q
             o = off[pos:pos + m].astype(np.int64)
             wv = w[pos:pos + m].astype(np.int64)
             pos += m
             nz = wv != 0
             o, wv = o[nz], wv[nz]
-            a = act[(base[:, None] + o[None, :]) % A].astype(np.int64) if o.size else np.zeros((len(st), 0), np.int64)
-            if d.flags & F_MAXRED:
-                y = a.max(axis=1) if o.size else np.full(len(st), -128, np.int64)
-            elif d.flags & F_AVG:
-                y = (_wrap32(a @ wv) * recip + (1 << 15)) >> 16
+            a = act[(base[:, None] + o[None, :]) % A].astype(np.int64) if o.size else None
+            if d.flags & F_MAXRED:                   # the largest activation of the window; none: -128
+                y = a.max(axis=1) if a is not None else np.full(base.shape, -128, np.int64)
             else:
-                acc = _wrap32(a @ wv + ch.bias)
-                y = (acc * ch.mult + (1 << (ch.shift - 1))) >> ch.shift
+                acc = a @ wv if a is not None else np.zeros(base.shape, np.int64)
+                if d.flags & F_AVG:                  # the mean of the cell's active sites, no bias
+                    y = (_wrap32(acc) * tiles.recip + (1 << 15)) >> 16
+                else:
+                    acc = _wrap32(acc + ch.bias)
+                    if d.out:
+                        outs.append(acc[0])
+                        continue
+                    y = (acc * ch.mult + (1 << (ch.shift - 1))) >> ch.shift
             if d.relu:
                 y = np.maximum(y, 0)
-            y = np.clip(y, -128, 127)
-            writes.append((d.out_base + c * d.out_ch_stride + st[:, 0] * d.out_row_stride + st[:, 1], y))
-        for addr, y in writes:
-            act[addr % A] = y.astype(np.int8)
+            outs.append(np.clip(y, -128, 127))
+        if d.out:
+            return np.array(outs, np.int64)
+        for c, y in enumerate(outs):
+            addr, v = tiles.place(y)
+            act[(d.out_base + c * d.out_ch_stride + addr) % A] = v.astype(np.int8)
+        return None
+
+
+class _GridTiles:
+    """The grid iteration: ``h_it`` rows of ``n_xt`` tiles of P pixels, ``x_step`` apart;
+    outputs at (y, x) for x < ``w_valid``, or 2x2 max-pooled with POOL."""
+
+    def __init__(self, d):
+        self.d = d
+        self.n_tiles = d.n_tiles
+        self.n_pixels = d.h_it * d.w_valid
+        self.width = d.n_xt * d.P
+        ys = np.arange(d.h_it)[:, None]
+        self.origins = (d.in_base + ys * d.in_row_stride + d.x_step * np.arange(self.width)[None, :]).reshape(-1)
+
+    def place(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(write offset, value) of a channel's outputs ``y`` (one per pixel)."""
+        d = self.d
+        y = y.reshape(d.h_it, self.width)
+        if d.pool:
+            hp, wp = d.h_it // 2, d.w_valid // 2
+            v = y[: 2 * hp, : 2 * wp].reshape(hp, 2, wp, 2).max(axis=(1, 3))
+        else:
+            hp, wp = d.h_it, d.w_valid
+            v = y[:, :wp]
+        addr = np.arange(hp)[:, None] * d.out_row_stride + np.arange(wp)[None, :]
+        return addr.reshape(-1), v.reshape(-1)
+
+
+class _SiteTiles:
+    """The SITES iteration: one tile of one pixel per site ``[y, x, n]`` of the list,
+    reading the window at ``(y << sh, x << sh)`` (``sh`` = 1: the 2x2 cell of a pooled
+    site) and writing at (y, x); ``n`` (the cell's active sites) picks the AVG reciprocal."""
+
+    def __init__(self, d, sites: list, sh: int):
+        st = np.array(sites, np.int64).reshape(-1, 3)
+        self.n_tiles = self.n_pixels = len(st)
+        self.origins = d.in_base + (st[:, 0] << sh) * d.in_row_stride + (st[:, 1] << sh)
+        self.recip = np.array(AVG_RECIP, np.int64)[np.minimum(st[:, 2], 4)]
+        self._addr = st[:, 0] * d.out_row_stride + st[:, 1]
+
+    def place(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._addr, y
 
 
 def pack_image_beats(packed: np.ndarray, in_bytes: int) -> np.ndarray:

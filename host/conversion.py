@@ -32,7 +32,7 @@ from zeroskip.host.ir.graph import Graph
 from zeroskip.host.ir.passes import run_passes
 from zeroskip.host.ir.passes.prune import prune_global_l1
 from zeroskip.host.quant.graph_quant import quantize_graph
-from zeroskip.host.quant.qmodel import QModel
+from zeroskip.host.quant.qmodel import LayerKind, QModel
 from zeroskip.host.quant.quantize import quantize_input
 from zeroskip.host.quant.reference import run_reference
 
@@ -191,7 +191,7 @@ class Conversion:
         for i, layer in enumerate(self.qmodel.layers):
             w = layer.weight
             shp = outs[i]
-            if layer.kind == "conv":
+            if layer.kind is LayerKind.CONV:
                 pix = int(np.prod(shp[1:])) * (4 if layer.pool else 1)
                 kind = ("depthwise " if layer.depthwise else "") + f"conv {layer.kernel[0]}x{layer.kernel[1]}"
                 if layer.stride != (1, 1):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from zeroskip.driver import tools
 
-from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import LayerKind, QInputReduce, QLayer, QModel, QSparsePool
 
 HOST_DIR = Path(__file__).resolve().parent
 # the sources a trained model depends on: the cache key hashes them
@@ -70,7 +70,7 @@ def save_qmodel(path: Path, q: QModel) -> None:
     arrays = {}
     layers = []
     for i, layer in enumerate(q.layers):
-        if layer.kind == "spool":
+        if layer.kind is LayerKind.SPOOL:
             layers.append({"kind": "spool", "mode": layer.mode, "name": layer.name})
             continue
         for nm in ("weight", "bias", "mult", "shift"):
@@ -90,7 +90,7 @@ def save_qmodel(path: Path, q: QModel) -> None:
 def load_qmodel(path: Path) -> QModel:
     meta = json.loads(path.with_suffix(".json").read_text())
     arr = np.load(path.with_suffix(".npz"))
-    layers = tuple(QSparsePool(mode=lm["mode"], name=lm["name"]) if lm["kind"] == "spool" else
+    layers = tuple(QSparsePool(mode=lm["mode"], name=lm["name"]) if LayerKind(lm["kind"]) is LayerKind.SPOOL else
                    QLayer(kind=lm["kind"], weight=arr[f"l{i}_weight"], bias=arr[f"l{i}_bias"],
                           mult=arr[f"l{i}_mult"], shift=arr[f"l{i}_shift"], padding=lm["padding"], relu=lm["relu"],
                           pool=lm["pool"], out_scale=lm["out_scale"], name=lm["name"],

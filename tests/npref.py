@@ -3,6 +3,7 @@ tests as an independent check (loops over kernel taps; no shared code with the g
 model or the compiler)."""
 
 import numpy as np
+from zeroskip.host.quant.qmodel import LayerKind
 
 
 def requant(acc, mult, shift, relu):
@@ -19,7 +20,7 @@ def forward(model, x):
         a = img.astype(np.int64)
         for i, layer in enumerate(model.layers):
             last = i == len(model.layers) - 1
-            if layer.kind == "conv":
+            if layer.kind is LayerKind.CONV:
                 p = layer.padding
                 a2 = np.pad(a, ((0, 0), (p, p), (p, p)))
                 co, ci, kh, kw = layer.weight.shape
@@ -64,7 +65,7 @@ def forward_sparse(model, x):
         counts = {s: 1 for s in sites}
         a = act
         for i, layer in enumerate(model.layers):
-            if layer.kind == "sconv":
+            if layer.kind is LayerKind.SCONV:
                 k = layer.kernel[0]
                 p = k // 2
                 ap = np.pad(a, ((0, 0), (p, p), (p, p)))
@@ -75,7 +76,7 @@ def forward_sparse(model, x):
                     new[:, yy, xx] = requant(acc, layer.mult.astype(np.int64), layer.shift.astype(np.int64),
                                              layer.relu)
                 a = new
-            elif layer.kind == "spool":
+            elif layer.kind is LayerKind.SPOOL:
                 hh, ww = a.shape[1] // 2, a.shape[2] // 2
                 cells = {}
                 for (yy, xx) in sites:

@@ -26,6 +26,7 @@ from zeroskip.host.frontends import from_torch
 from zeroskip.host.ir import evaluate, run_passes
 from zeroskip.host.quant import randnet
 from zeroskip.host.quant.graph_quant import quantize_graph
+from zeroskip.host.quant.qmodel import LayerKind
 from zeroskip.host.quant.quantize import quantize_input
 from zeroskip.host.quant.reference import run_reference
 
@@ -91,7 +92,7 @@ def test_random_graphs_use_every_new_field():
             seen["xs2"] += lp.desc.xs2
             seen["in_c_step"] += lp.desc.in_c_step > 0
             seen["skip"] += layer.skip is not None
-            seen["virtual_rows"] += layer.kind == "conv" and layer.kernel[0] * layer.kernel[1] > 16
+            seen["virtual_rows"] += layer.kind is LayerKind.CONV and layer.kernel[0] * layer.kernel[1] > 16
             seen["asym"] += len(set(layer.pads)) > 1
             seen["gap"] += layer.name.startswith("gap")
     assert all(v >= 3 for v in seen.values()), seen
@@ -259,3 +260,31 @@ def test_residual_add_without_a_conv_is_refused():
     g = run_passes(from_torch(AddInputs().eval(), (2, 4, 4)))
     with pytest.raises(UnsupportedModel, match="residual add"):
         quantize_graph(g, np.ones((2, 2, 4, 4)))
+
+
+def test_layer_kinds_are_typed_and_every_stage_has_each():
+    """A layer kind is one (op, layout) pair; QLayer takes the kind or its name and keeps
+    the typed kind; its JSON form is the name; the integer reference, the output shapes
+    and the lowering of sparse-pixel models have a handler for every kind they meet, and
+    the quantiser a handler for the (op, layout) of each."""
+    import json
+
+    from zeroskip.host.compiler.lowering import _LOWER_SITES
+    from zeroskip.host.quant.graph_quant import QUANTISE
+    from zeroskip.host.quant.qmodel import _OUTPUT_SHAPE, QLayer, QSparsePool
+    from zeroskip.host.quant.reference import IntegerReference
+
+    for kind in LayerKind:
+        assert LayerKind.of(kind.op, kind.layout) is kind
+        assert (kind.op, kind.layout) in QUANTISE
+        assert kind in IntegerReference._HANDLERS and kind in _OUTPUT_SHAPE
+        assert kind in _LOWER_SITES or not (kind.sparse or kind is LayerKind.FC)
+        assert json.dumps({"kind": kind}) == json.dumps({"kind": kind.value})
+    one = np.ones(2, np.int64)
+    layer = QLayer(kind="fc", weight=np.ones((2, 3), np.int8), bias=np.zeros(2, np.int32), mult=one, shift=one)
+    assert layer.kind is LayerKind.FC
+    assert QSparsePool("avg").kind is LayerKind.SPOOL
+    with pytest.raises(ValueError, match="layer kind must be one of 'conv', 'sconv', 'fc', got 'spool'"):
+        QLayer(kind="spool", weight=np.ones((2, 3), np.int8), bias=np.zeros(2, np.int32), mult=one, shift=one)
+    with pytest.raises(KeyError):
+        LayerKind.of("pool", "grid")   # a grid pool is a depthwise conv layer, not a kind of its own

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from zeroskip.host.training import prune as zprune
 from zeroskip.host.data.datasets import DATASETS, load_dataset
 from zeroskip.host.models.cnn import ConvSpec, ModelSpec, build_model, tiny_cnn_spec
-from zeroskip.host.quant.qmodel import QLayer
+from zeroskip.host.quant.qmodel import LayerKind, QLayer
 from zeroskip.host.quant.quantize import (
     check_accumulator_bound,
     multiplier_to_mult_shift,
@@ -44,7 +44,7 @@ def numpy_reference(qmodel, x_int8: np.ndarray) -> list[np.ndarray]:
     outs = []
     for i, layer in enumerate(qmodel.layers):
         w = layer.weight.astype(np.int64)
-        if layer.kind == "conv":
+        if layer.kind is LayerKind.CONV:
             p = layer.padding
             ap = np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)))
             kh, kw = layer.kernel

@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 from zeroskip.host.training import prune as zprune
 from zeroskip.host.data.detector import ADC_LEVELS, DETECTOR_THRESHOLD, active_fraction, load_detector
-from zeroskip.host.quant.qmodel import AVG_RECIP, QInputReduce, QLayer, QModel, QSparsePool, layer_output_shape
+from zeroskip.host.quant.qmodel import (
+    AVG_RECIP,
+    LayerKind,
+    QInputReduce,
+    QLayer,
+    QModel,
+    QSparsePool,
+    dense_grid_twin,
+    layer_output_shape,
+)
 from zeroskip.host.quant.quantize import quantize_input
 from zeroskip.host.quant.quantize_sparse import quantize_sparse, threshold_to_int8
 from zeroskip.host.quant.randnet import random_sparse_input, random_sparse_qmodel
@@ -77,7 +86,7 @@ def numpy_sparse_reference(qmodel, x_int8: np.ndarray) -> tuple[list[np.ndarray]
             a[:, h, w] = img[:, h, w]
         outs, site_lists = [], []
         for i, layer in enumerate(qmodel.layers):
-            if layer.kind == "sconv":
+            if layer.kind is LayerKind.SCONV:
                 p = layer.padding
                 k = layer.kernel[0]
                 wt = layer.weight.astype(np.int64)
@@ -92,7 +101,7 @@ def numpy_sparse_reference(qmodel, x_int8: np.ndarray) -> tuple[list[np.ndarray]
                     assert np.all(np.abs(acc) < 2**31)
                     y[:, h, w] = _requant(acc, layer.mult.astype(np.int64), layer.shift.astype(np.int64), layer.relu)
                 a = y
-            elif layer.kind == "spool":
+            elif layer.kind is LayerKind.SPOOL:
                 hh, ww = hh // 2, ww // 2
                 cells: dict[tuple[int, int], list[np.ndarray]] = {}
                 for h, w in sites:
@@ -114,7 +123,7 @@ def numpy_sparse_reference(qmodel, x_int8: np.ndarray) -> tuple[list[np.ndarray]
                     acc = _requant(acc, layer.mult.astype(np.int64), layer.shift.astype(np.int64), layer.relu)
                 a = acc
             outs.append(a.copy())
-            site_lists.append(sorted(sites) if layer.kind != "fc" else None)
+            site_lists.append(sorted(sites) if layer.kind is not LayerKind.FC else None)
         per_image.append(outs)
         per_sites.append(site_lists)
     n_layers = len(qmodel.layers)
@@ -325,7 +334,7 @@ def test_quantised_sparse_model(detector_pipeline):
     assert (logits.argmax(axis=1) == float_pred).mean() >= 0.97
     assert abs((logits.argmax(axis=1) == data.y_test).mean() - (float_pred == data.y_test).mean()) <= 0.02
     for layer in qmodel.layers:
-        if layer.kind != "spool" and layer is not qmodel.layers[-1]:
+        if layer.kind is not LayerKind.SPOOL and layer is not qmodel.layers[-1]:
             assert np.all((layer.mult >= 2**15) & (layer.mult < 2**16)) and layer.relu
     check_sparse_against_numpy(qmodel, x_q[:40])
 
@@ -342,7 +351,7 @@ def test_quantize_sparse_general_spec():
     zprune.prune_global(model, 0.5)
     q = quantize_sparse(model, x, act_percentile=99.0, input_scale=0.0071)
     assert [layer.kind for layer in q.layers] == ["sconv", "spool", "sconv", "spool", "sconv", "fc", "fc"]
-    assert [layer.relu for layer in q.layers if layer.kind != "spool"] == [False, True, True, True, False]
+    assert [layer.relu for layer in q.layers if layer.kind is not LayerKind.SPOOL] == [False, True, True, True, False]
     assert q.reduce.threshold == 42                               # floor(0.3 / 0.0071) = floor(42.25)
     x_q = quantize_input(x, q.input_scale)
     check_sparse_against_numpy(q, x_q)
@@ -352,6 +361,19 @@ def test_quantize_sparse_general_spec():
         quantize_sparse(build_dense_twin(spec), x)
     with pytest.raises(ValueError, match="shape"):
         quantize_sparse(model, x[:, :1])
+    # one dense twin: the integer twin of the quantised model is the float twin of its spec
+    twin_q, twin_spec = dense_grid_twin(q), dense_twin_spec(spec)
+    convs = [la for la in twin_q.layers if la.kind is LayerKind.CONV]
+    assert [la.kind for la in twin_q.layers] == [LayerKind.CONV] * 3 + [LayerKind.FC] * 2 and twin_q.reduce is None
+    assert [(la.c_out, la.kernel[0], la.padding, la.pool) for la in convs] == \
+        [(cv.out_channels, cv.kernel, cv.padding, cv.pool) for cv in twin_spec.convs]
+    assert twin_q.out_shapes()[:3] == twin_spec.feature_shapes()[1:]
+    assert [la.c_out for la in twin_q.layers[3:]] == [*twin_spec.fcs, twin_spec.n_classes]
+    tiny = QModel((1, 4, 4), (QLayer(LayerKind.CONV, np.ones((2, 1, 3, 3), np.int8), np.zeros(2, np.int32),
+                                     np.ones(2, np.int64), np.ones(2, np.int64), padding=1, pool=True),
+                              QLayer(LayerKind.FC, np.ones((3, 8), np.int8), np.zeros(3, np.int32),
+                                     np.ones(3, np.int64), np.ones(3, np.int64))))
+    assert dense_grid_twin(tiny).layers == tiny.layers      # a dense model is its own twin
 
 
 @given(st.floats(-3.0, 3.0), st.floats(1e-3, 0.5))
@@ -423,17 +445,17 @@ def test_random_sparse_inputs_cover_edge_cases():
         seen["at_threshold"] += int(np.any(x[:, 0] == t))
         _, h, w = qmodel.input_shape
         seen["border"] += int(np.any(active[:, [0, -1], :]) or np.any(active[:, :, [0, -1]]))
-        modes = {layer.mode for layer in qmodel.layers if layer.kind == "spool"}
+        modes = {layer.mode for layer in qmodel.layers if layer.kind is LayerKind.SPOOL}
         seen["avg"] += "avg" in modes
         seen["max"] += "max" in modes
-        if qmodel.layers[1].kind == "spool" and (h % 2 or w % 2):
+        if qmodel.layers[1].kind is LayerKind.SPOOL and (h % 2 or w % 2):
             kept = reduce_input(qmodel.reduce, x)[0][:, 0] != 0
             seen["dropped"] += int(np.any(kept[:, 2 * (h // 2):, :]) or np.any(kept[:, :, 2 * (w // 2):]))
         check_sparse_against_numpy(qmodel, x)
     assert min(seen.values()) >= 5, seen
     a, b = (random_sparse_qmodel(np.random.default_rng(7)) for _ in range(2))
     assert a.reduce == b.reduce and all(np.array_equal(la.weight, lb.weight) for la, lb in zip(a.layers, b.layers)
-                                        if la.kind != "spool")
+                                        if la.kind is not LayerKind.SPOOL)
     q = random_sparse_qmodel(np.random.default_rng(0), input_shape=(1, 5, 5), n_max=3)
     x = random_sparse_input(np.random.default_rng(1), q, 20, fraction=1.0)
     assert np.all(x[:, 0] > q.reduce.threshold) or q.reduce.threshold == 127

@@ -30,7 +30,7 @@ def inspection_arrays(model: QModel) -> tuple[np.ndarray, np.ndarray, dict]:
     idx_parts, val_parts, layers = [], [], []
     pos = 0
     for i, layer in enumerate(model.layers):
-        if getattr(layer, "weight", None) is None:  # sparse pooling has no weights
+        if not layer.kind.weighted:  # sparse pooling has no weights
             layers.append({"name": layer.name or f"layer{i}", "kind": layer.kind, "shape": [], "base_offset": pos,
                            "channel_segments": []})
             continue
@@ -76,7 +76,7 @@ def program_stats(model: QModel, prog: Program, dense: Program, hw: HwConfig, pa
     layers = []
     macs_dense = 0
     for i, (layer, lp) in enumerate(zip(model.layers, prog.layers)):
-        md = int(layer.weight.size) * _pixels(lp) if getattr(layer, "weight", None) is not None and not lp.desc.sites \
+        md = int(layer.weight.size) * _pixels(lp) if layer.kind.weighted and not lp.desc.sites \
             else None
         macs_dense += md or 0
         layers.append({"name": layer.name or f"layer{i}", "P": lp.desc.P, "Q": lp.desc.Q,

@@ -45,7 +45,7 @@ from zeroskip.driver.program import (
     Program,
 )
 
-from zeroskip.host.quant.qmodel import QLayer, QModel
+from zeroskip.host.quant.qmodel import LayerKind, QLayer, QModel
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _tensor_pads(model: QModel) -> dict:
     flat_readers: dict[int, str] = {}
     for i, layer in enumerate(model.layers):
         j = model.source(i)
-        if layer.kind == "fc":
+        if layer.kind is LayerKind.FC:
             flat_readers[j] = layer.name or f"layer {i}"
         else:
             pads[j] = [max(a, b) for a, b in zip(pads[j], layer.pads)]
@@ -164,7 +164,7 @@ def _unify_residual_pairs(model: QModel, prop: dict, join) -> None:
 def _needs_rows(layer: QLayer) -> bool:
     """A conv whose taps per input channel (a residual add's included) exceed the tap
     table and that reads several input channels: it reads an ``hcw`` tensor."""
-    if layer.kind != "conv" or layer.depthwise or layer.c_in == 1:
+    if layer.kind is not LayerKind.CONV or layer.depthwise or layer.c_in == 1:
         return False
     kh, kw = layer.kernel
     return kh * kw + (1 if getattr(layer, "skip", None) is not None else 0) > N_TAPS
@@ -181,7 +181,7 @@ def _tensor_orders(model: QModel) -> dict:
     _unify_residual_pairs(model, orders, lambda a, b: "hcw" if "hcw" in (a, b) else a)
     for i, layer in enumerate(model.layers):
         j = model.source(i)
-        if layer.kind == "fc" and orders[j] == "hcw":
+        if layer.kind is LayerKind.FC and orders[j] == "hcw":
             raise CompileError(f"{_lname(model, i)} reads flat the output of "
                                f"{'the input' if j < 0 else _lname(model, j)}, which a convolution with more than "
                                f"{N_TAPS} taps per input channel also reads: insert a layer between them")
@@ -250,7 +250,7 @@ def _row_entries(w_row: np.ndarray, layer: QLayer, tb: int, dense: bool, ic_of=N
     """(k, weight) of one output channel's entries in index order. ``ic_of`` maps the
     row's (input channel, tap) grid to entry indices (default ``(ic << tb) + tap``);
     ``extra`` is one more (k, weight) entry (a residual add's)."""
-    if layer.kind != "fc":
+    if layer.kind is not LayerKind.FC:
         c_in, kh, kw = w_row.shape
         taps = kh * kw
         flat = w_row.reshape(c_in, taps)
@@ -412,7 +412,7 @@ def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_o
     x_step = 1
     in_c_step = 0
     skip_k = None
-    if layer.kind == "conv":
+    if layer.kind is LayerKind.CONV:
         _, h, w = in_shape
         kh, kw = layer.kernel
         t, b, left, right = layer.pads
@@ -454,7 +454,7 @@ def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_o
 
     rows = [_runs_with_fillers(*_row_entries(layer.weight[c], layer, tb, dense, ic_of, extra(c)))
             for c in range(layer.c_out)]
-    if layer.kind == "fc":
+    if layer.kind is LayerKind.FC:
         p_options = [1]
     else:
         p_options = [1 << e for e in range(hw.lanes_log2 + 1) if (1 << e) >= (2 if layer.pool else 1)
@@ -502,7 +502,7 @@ def _compile_layer(layer: QLayer, index: int, last: bool, reg_in: _Region, reg_o
 
 def _check_acc_bound(model: QModel) -> None:
     for i, layer in enumerate(model.layers):
-        if layer.kind == "spool":
+        if not layer.kind.weighted:
             continue
         wabs = np.abs(layer.weight.astype(np.int64)).reshape(layer.c_out, -1).sum(axis=1)
         if getattr(layer, "skip_mult", None) is not None:
@@ -517,7 +517,7 @@ def input_layout(model: QModel) -> InputLayout:
     shape = tuple(int(s) for s in model.input_shape)
     if model.reduce is not None:
         first = model.layers[0]
-        pads = (first.padding,) * 4 if first.kind in ("conv", "sconv") else (0,) * 4
+        pads = (first.padding,) * 4 if first.kind is LayerKind.SCONV else (0,) * 4
         order = "chw"
     else:
         pads = _tensor_pads(model)[-1]
@@ -568,7 +568,7 @@ def weight_bytes(model: QModel, prog: Program) -> tuple[int, int]:
     """(dense int8 weight bytes, compressed bytes): compressed = the program's weight
     blocks (4-bit run code + int8 weight per entry, fillers and padding included, whole
     16-entry blocks) plus a 4-byte row length per output channel."""
-    dense = sum(int(layer.weight.size) for layer in model.layers if getattr(layer, "weight", None) is not None)
+    dense = sum(int(layer.weight.size) for layer in model.layers if layer.kind.weighted)
     comp = 0
     for lp in prog.layers:
         if lp.desc.flags & (F_MAXRED | F_AVG):  # sparse pooling: fixed window entries, not model weights
@@ -614,7 +614,52 @@ def _sparse_entries(rows_k, rows_w, offsets_of, lanes: int, dense: bool):
     return grouped
 
 
-def _sconv_rows(layer: QLayer, rs: int, cs: int, lanes: int, dense: bool):
+@dataclass(frozen=True)
+class _SitesStep:
+    """What lowering one layer of a sparse-pixel model needs besides the layer: its input
+    region (with its row and channel strides), its output (address and strides, 0/0/1 for
+    the last layer), the SCRUB flag and the site list it reads."""
+
+    index: int
+    last: bool
+    r_in: _Region
+    rs: int
+    cs: int
+    r_out: _Region | None
+    out: tuple          # (out_base, out_row_stride, out_ch_stride)
+    scrub: int
+    in_list: int
+    in_shape: tuple
+    out_shape: tuple
+
+
+def _sites_region_fc(layer, shape, base: int, lanes: int, spread: bool = False):
+    rs, cs = (shape[2], shape[1] * shape[2]) if len(shape) == 3 else (1, 1)
+    return _Region(base, (int(np.prod(shape)),), 0), rs, cs
+
+
+def _sites_region_sconv(layer, shape, base: int, lanes: int, spread: bool = False):
+    """The padded input map; ``spread``: with bank-spreading padding (:func:`_bank_spread_pads`)."""
+    r = _Region(base, shape, _bank_spread_pads(shape, layer.padding, layer.kernel, lanes) if spread else layer.padding)
+    return r, r.row_stride, r.ch_stride
+
+
+def _sites_region_spool(layer, shape, base: int, lanes: int, spread: bool = False):
+    """An unpadded grid with a bank-conflict-free row stride."""
+    c, h, w = shape
+    rs = _pool_row_stride(w, lanes)
+    return _Region(base, (c, h, rs), 0), rs, h * rs
+
+
+def _lower_sites_fc(layer, st: _SitesStep, hw: HwConfig, dense: bool):
+    lp = _compile_layer(layer, st.index, st.last, st.r_in, st.r_out, False, hw, dense, st.in_shape, st.out_shape)
+    d = lp.desc
+    if not st.last and len(st.out_shape) == 1:
+        d = replace(d, out_row_stride=1, out_ch_stride=1)
+    return replace(lp, desc=replace(d, flags=d.flags | st.scrub)), st.in_list
+
+
+def _sconv_rows(layer, rs: int, cs: int, lanes: int, dense: bool):
     """A SITES convolution's rows on an input map of row stride ``rs`` and channel stride
     ``cs``: (tb, tap_offset, grouped rows)."""
     tb = _tb_for(layer)
@@ -629,6 +674,58 @@ def _sconv_rows(layer: QLayer, rs: int, cs: int, lanes: int, dense: bool):
     return tb, tap_offset, _sparse_entries([r[0] for r in rows], [r[1] for r in rows], offsets_of, lanes, dense)
 
 
+def _lower_sites_sconv(layer, st: _SitesStep, hw: HwConfig, dense: bool):
+    """A SITES layer over the site list: one tile per active site."""
+    _, h, w = st.in_shape
+    rs, cs = st.rs, st.cs
+    tb, tap_offset, grouped = _sconv_rows(layer, rs, cs, hw.lanes, dense)
+    ob, ors, ocs = st.out
+    desc = LayerDesc(flags=F_SITES | st.scrub | (F_RELU if layer.relu else 0), p_log2=0, q_log2=hw.lanes_log2, tb=tb,
+                     c_out=layer.c_out, h_it=h, n_xt=1, w_valid=w, in_ch_stride=cs, in_base=st.r_in.base,
+                     in_row_stride=rs, out_base=ob, out_row_stride=ors, out_ch_stride=ocs, tap_offset=tap_offset,
+                     in_list=st.in_list, out_list=st.in_list)
+    chans = tuple(ChannelRec(bias=int(layer.bias[c]), mult=int(layer.mult[c]), shift=int(layer.shift[c]),
+                             n_groups=int(grouped[c][2])) for c in range(layer.c_out))
+    return _sites_program(desc, chans, grouped), st.in_list
+
+
+def _lower_sites_spool(layer, st: _SitesStep, hw: HwConfig, dense: bool):
+    """A SITES layer over the pooled cells of the site list (POOLSITES), written to the
+    other list: four window entries of weight 1 per channel, merged by MAXRED or AVG."""
+    c_in, h, w = st.in_shape
+    rs, cs = st.rs, st.cs
+    tap_offset = (0, 1, rs, rs + 1) + (0,) * (N_TAPS - 4)
+
+    def offsets_of(k):
+        return ((k >> 2) * cs + tap_offset[k & 3]) & 0xFFFF
+
+    ks = [np.arange(4, dtype=np.int64) + 4 * c for c in range(c_in)]
+    ws = [np.ones(4, np.int8) for _ in range(c_in)]
+    grouped = _sparse_entries(ks, ws, offsets_of, hw.lanes, dense)
+    ob, ors, ocs = st.out
+    flags = F_SITES | F_POOLSITES | st.scrub | (F_MAXRED if layer.mode == "max" else F_AVG)
+    desc = LayerDesc(flags=flags, p_log2=0, q_log2=hw.lanes_log2, tb=2, c_out=c_in, h_it=h // 2, n_xt=1,
+                     w_valid=w // 2, in_ch_stride=cs, in_base=st.r_in.interior, in_row_stride=rs, out_base=ob,
+                     out_row_stride=ors, out_ch_stride=ocs, tap_offset=tap_offset, in_list=st.in_list,
+                     out_list=1 - st.in_list)
+    chans = tuple(ChannelRec(bias=0, mult=1, shift=1, n_groups=int(g[2])) for g in grouped)
+    return _sites_program(desc, chans, grouped), 1 - st.in_list
+
+
+def _sites_program(desc: LayerDesc, chans: tuple, grouped: list) -> LayerProgram:
+    return LayerProgram(desc=desc, channels=chans, codes=np.concatenate([g[0] for g in grouped]).astype(np.uint8),
+                        weights=np.concatenate([g[1] for g in grouped]).astype(np.int8))
+
+
+# sparse-pixel models, by layer kind: (input region, lowering); a lowering returns the
+# layer's program and the site list the next layer reads
+_LOWER_SITES = {
+    LayerKind.FC: (_sites_region_fc, _lower_sites_fc),
+    LayerKind.SCONV: (_sites_region_sconv, _lower_sites_sconv),
+    LayerKind.SPOOL: (_sites_region_spool, _lower_sites_spool),
+}
+
+
 def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str) -> Program:
     """Sparse-pixel models (docs/sparse_pixels.md): SITES layers over the active-site
     lists, every map a zero-filled grid kept zero by SCRUB after its consumer."""
@@ -641,13 +738,13 @@ def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str
     shapes = model.shapes()
     layers_m = model.layers
     L = len(layers_m)
-    n_sparse = next(i for i, layer in enumerate(layers_m) if layer.kind == "fc")
+    n_sparse = next(i for i, layer in enumerate(layers_m) if not layer.kind.sparse)
     if input_mode == "reduce" and shapes[0][0] != 1:
         raise CompileError("hardware input reduce needs a single-channel input; use input_mode='sites'")
     if input_mode == "sites" and shapes[0][0] > 6:
         raise CompileError("pre-reduced site packets carry at most 6 channels")
     for i, layer in enumerate(layers_m):
-        if layer.kind == "spool" and (shapes[i][1] // 2 > POOLSITES_MAX or shapes[i][2] // 2 > POOLSITES_MAX):
+        if layer.kind is LayerKind.SPOOL and (shapes[i][1] // 2 > POOLSITES_MAX or shapes[i][2] // 2 > POOLSITES_MAX):
             raise CompileError(f"sparse pooling layer {i} ({layer.name or 'spool'}): pooled grid "
                                f"{shapes[i][1] // 2}x{shapes[i][2] // 2}, the overlay pools sites on grids of at most "
                                f"{POOLSITES_MAX}x{POOLSITES_MAX} (input maps up to "
@@ -657,21 +754,8 @@ def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str
     # saving first).
     def plan(spread: set) -> tuple[list, int]:
         regs, base = [], 0
-        for i in range(L):
-            shp = shapes[i]
-            layer = layers_m[i]
-            if layer.kind == "fc":
-                r = _Region(base, (int(np.prod(shp)),), 0)
-                rs, cs = (shp[2], shp[1] * shp[2]) if len(shp) == 3 else (1, 1)
-            elif layer.kind == "sconv":
-                pads = _bank_spread_pads(shp, layer.padding, layer.kernel, lanes) if i in spread else layer.padding
-                r = _Region(base, shp, pads)
-                rs, cs = r.row_stride, r.ch_stride
-            else:  # spool input: unpadded grid with a conflict-free row stride
-                c, h, w = shp
-                rs = _pool_row_stride(w, lanes)
-                cs = h * rs
-                r = _Region(base, (c, h, rs), 0)
+        for i, layer in enumerate(layers_m):
+            r, rs, cs = _LOWER_SITES[layer.kind][0](layer, shapes[i], base, lanes, i in spread)
             regs.append((r, rs, cs))
             base += r.size
         return regs, base
@@ -680,16 +764,15 @@ def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str
     if base > hw.act_bytes:
         raise CompileError(f"sparse-pixel maps need {base} bytes of activation memory, overlay has "
                            f"ACT_BYTES={hw.act_bytes}: use smaller maps or fewer channels")
-    spread: set = set()
     gain = {}
     for i in range(1, L):
-        if layers_m[i].kind == "sconv":
-            _, rs0, cs0 = regs[i]
+        if layers_m[i].kind is LayerKind.SCONV:
             _, rs1, cs1 = plan({i})[0][i]
             g0, g1 = (sum(g[2] for g in _sconv_rows(layers_m[i], rs_, cs_, lanes, dense)[2])
-                      for rs_, cs_ in ((rs0, cs0), (rs1, cs1)))
+                      for rs_, cs_ in (regs[i][1:], (rs1, cs1)))
             if g1 < g0:
                 gain[i] = g0 - g1
+    spread: set = set()
     for i in sorted(gain, key=lambda i: (-gain[i], i)):
         if plan(spread | {i})[1] <= hw.act_bytes:
             spread.add(i)
@@ -700,48 +783,14 @@ def _compile_sparse(model: QModel, hw: HwConfig, *, dense: bool, input_mode: str
         last = i == L - 1
         r_in, rs, cs = regs[i]
         if last:
-            ob, ors, ocs = 0, 0, 1
+            r_out, out = None, (0, 0, 1)
         else:
             r_out, ors, ocs = regs[i + 1]
-            ob = r_out.interior
+            out = (r_out.interior, ors, ocs)
         scrub = F_SCRUB if (i > 0 and i <= n_sparse) or (i == 0 and input_mode == "sites") else 0
-        if layer.kind == "fc":
-            lp = _compile_layer(layer, i, last, r_in, None if last else r_out, False, hw, dense, shapes[i],
-                                shapes[i + 1])
-            d = lp.desc
-            if not last and len(shapes[i + 1]) == 1:
-                d = replace(d, out_row_stride=1, out_ch_stride=1)
-            out_layers.append(replace(lp, desc=replace(d, flags=d.flags | scrub)))
-            continue
-        c_in, h, w = shapes[i]
-        if layer.kind == "sconv":
-            tb, tap_offset, grouped = _sconv_rows(layer, rs, cs, lanes, dense)
-            flags = F_SITES | scrub | (F_RELU if layer.relu else 0)
-            desc = LayerDesc(flags=flags, p_log2=0, q_log2=hw.lanes_log2, tb=tb, c_out=layer.c_out, h_it=h, n_xt=1,
-                             w_valid=w, in_ch_stride=cs, in_base=r_in.base, in_row_stride=rs, out_base=ob,
-                             out_row_stride=ors, out_ch_stride=ocs, tap_offset=tap_offset, in_list=cur,
-                             out_list=cur)
-            chans = tuple(ChannelRec(bias=int(layer.bias[c]), mult=int(layer.mult[c]), shift=int(layer.shift[c]),
-                                     n_groups=int(grouped[c][2])) for c in range(layer.c_out))
-        else:  # spool
-            tap_offset = (0, 1, rs, rs + 1) + (0,) * (N_TAPS - 4)
-
-            def offsets_of(k, tap_offset=tap_offset, cs=cs):
-                return ((k >> 2) * cs + tap_offset[k & 3]) & 0xFFFF
-
-            ks = [np.arange(4, dtype=np.int64) + 4 * c for c in range(c_in)]
-            ws = [np.ones(4, np.int8) for _ in range(c_in)]
-            grouped = _sparse_entries(ks, ws, offsets_of, lanes, dense)
-            flags = F_SITES | F_POOLSITES | scrub | (F_MAXRED if layer.mode == "max" else F_AVG)
-            desc = LayerDesc(flags=flags, p_log2=0, q_log2=hw.lanes_log2, tb=2, c_out=c_in, h_it=h // 2, n_xt=1,
-                             w_valid=w // 2, in_ch_stride=cs, in_base=r_in.interior, in_row_stride=rs, out_base=ob,
-                             out_row_stride=ors, out_ch_stride=ocs, tap_offset=tap_offset, in_list=cur,
-                             out_list=1 - cur)
-            cur = 1 - cur
-            chans = tuple(ChannelRec(bias=0, mult=1, shift=1, n_groups=int(g[2])) for g in grouped)
-        out_layers.append(LayerProgram(desc=desc, channels=chans,
-                                       codes=np.concatenate([g[0] for g in grouped]).astype(np.uint8),
-                                       weights=np.concatenate([g[1] for g in grouped]).astype(np.int8)))
+        st = _SitesStep(i, last, r_in, rs, cs, r_out, out, scrub, cur, shapes[i], shapes[i + 1])
+        lp, cur = _LOWER_SITES[layer.kind][1](layer, st, hw, dense)
+        out_layers.append(lp)
     lay = input_layout(model)
     mode = MODE_SITES if input_mode == "sites" else MODE_REDUCE
     layout = {**lay.to_dict(), "mode": input_mode, "threshold": red.threshold, "n_max": red.n_max}

@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zeroskip.host.models.cnn import ConvSpec, ModelSpec, SpecCNN, build_model
+from zeroskip.host.quant.qmodel import LayerKind, dense_twin
 
 POOL_MODES = ("max", "avg")
 N_MAX_LIMIT = 255            # InputReduce.n_max range of the integer model (1..255)
@@ -259,6 +260,16 @@ class SparseModelSpec:
         c, h, w = self.feature_shapes()[-1]
         return c * h * w
 
+    def layers(self) -> tuple[tuple[LayerKind, object], ...]:
+        """The engine layers of the model, as ``(kind, spec)``: ``(SCONV, conv block)``,
+        ``(SPOOL, pool mode)`` after a pooled block, ``(FC, output size)``."""
+        out: list[tuple[LayerKind, object]] = []
+        for cv in self.convs:
+            out.append((LayerKind.SCONV, cv))
+            if cv.pool:
+                out.append((LayerKind.SPOOL, cv.pool))
+        return (*out, *((LayerKind.FC, n) for n in (*self.fcs, self.n_classes)))
+
     def to_dict(self) -> dict:
         """JSON-friendly dict; inverse of :meth:`from_dict`."""
         return {
@@ -293,15 +304,17 @@ def sparse_pixels_spec(input_shape: tuple[int, int, int] = (1, 63, 63), n_classe
 
 
 def dense_twin_spec(spec: SparseModelSpec) -> ModelSpec:
-    """The ordinary CNN of the same size: every sparse conv becomes a dense conv with the
-    same kernel, channels and padding k//2, pooling becomes a 2×2 max-pool, FC layers are
-    unchanged, there is no reduce. The parameter count and every feature-map shape are
-    those of ``spec``. (A dense conv is always followed by ReLU, and a dense pool is
-    always max, so for blocks with ``relu=False`` or ``avg`` pooling the twin differs in
-    those non-linearities.)"""
+    """The ordinary CNN of the same size, the float form of the one dense twin
+    (:func:`zeroskip.host.quant.qmodel.dense_twin`): every sparse conv becomes a dense conv
+    with the same kernel, channels and padding k//2, a sparse pooling the 2×2 max-pool of
+    the conv before it, FC layers are unchanged, there is no reduce. The parameter count
+    and every feature-map shape are those of ``spec``. (A dense conv is always followed
+    by ReLU, and a dense pool is always max, so for blocks with ``relu=False`` or ``avg``
+    pooling the twin differs in those non-linearities.)"""
+    twin = dense_twin(spec.layers())
     return ModelSpec(input_shape=spec.input_shape,
-                     convs=tuple(ConvSpec(cv.out_channels, cv.kernel, cv.kernel // 2, cv.pool is not None)
-                                 for cv in spec.convs),
+                     convs=tuple(ConvSpec(cv.out_channels, cv.kernel, cv.kernel // 2, pool)
+                                 for kind, cv, pool in twin if kind is LayerKind.CONV),
                      fcs=spec.fcs, n_classes=spec.n_classes)
 
 

@@ -1,7 +1,8 @@
 """Quantise a float layer graph (:mod:`zeroskip.host.ir`, after the float passes) into
 the engine's integer layers (:class:`~zeroskip.host.quant.qmodel.QModel`).
 
-Each node kind maps to engine layers through one table (:data:`LOWER`); the scheme:
+Each node maps to engine layers through one table keyed by (op, layout of the tensor it
+reads), :data:`QUANTISE`; the scheme:
 
 - **Input**: ``s_in = max|x| / 127`` over the calibration batch.
 - **Activations**: a tensor's scale comes from its float values on the calibration batch
@@ -35,13 +36,13 @@ Nodes the engine cannot run raise :class:`UnsupportedModel` naming the node.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from zeroskip.driver.errors import UnsupportedModel
 from zeroskip.host.ir.evaluate import evaluate
 from zeroskip.host.ir.graph import Add, Conv, Flatten, Graph, Linear, Pool, Reduce
-from zeroskip.host.quant.qmodel import SHIFT_MIN, QInputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import SHIFT_MIN, SPOOL_MODES, LayerKind, QInputReduce, QLayer, QModel, QSparsePool
 from zeroskip.host.quant.quantize import (
     DEFAULT_N_CALIB,
     _bias_int32,
@@ -129,73 +130,114 @@ def quantize_graph(graph: Graph, calib_x, *, n_calib: int = DEFAULT_N_CALIB, act
         input_scale = x_max / 127.0
     vals, masks = evaluate(graph, x, all_tensors=True, with_masks=True)
     fused = _fused_adds(graph)
-    deferred = {conv.name for conv, _ in fused.values()}
-    tensors: dict[str, _T] = {inp.name: _T(-1, float(input_scale))}
-    layers: list[QLayer] = []
     last_node = graph.nodes[-1] if graph.nodes else None
     if not isinstance(last_node, Linear) or last_node.act != "none" or graph.outputs != [last_node.output]:
         raise UnsupportedModel(f"graph {graph.name}: the last node must be a linear layer without activation (the "
                                "engine streams its int32 outputs); a trailing Softmax is applied on the host")
-
-    pools: dict[int, str] = {}   # engine layers that are pooling (weights of ones, not model weights)
-    reduce = None
-    meta_extra: dict = {}
-
-    def emit(layer: QLayer, out: str, scale: float) -> None:
-        check_accumulator_bound(layer, len(layers))
-        layers.append(layer)
-        tensors[out] = _T(len(layers) - 1, scale)
-
+    ctx = _Ctx(graph, x, vals, masks, act_percentile, fused, last_node, {inp.name: _T(-1, float(input_scale))})
+    deferred = {conv.name for conv, _ in fused.values()}
     for node in graph.nodes:
         if node.name in deferred:
             continue
-        if isinstance(node, Flatten):
-            src = tensors[node.inputs[0]]
-            tensors[node.output] = src
-            continue
-        if isinstance(node, Reduce):
-            if reduce is not None or node.inputs[0] != inp.name:
-                raise UnsupportedModel(f"{node.describe()}: the input reduce must read the model's input, once")
-            src = tensors[node.inputs[0]]
-            t_int = threshold_to_int8(node.threshold, src.scale)
-            reduce = QInputReduce(t_int, node.n_max)
-            meta_extra = {"sparse_pixels": True, "threshold_float": float(node.threshold), "threshold_int8": t_int,
-                          "reduce_agreement": _reduce_agreement(x, src.scale, reduce, masks[node.output])}
-            tensors[node.output] = src
-            continue
-        sites = graph.tensors[node.output].layout == "sites"
-        last = node is last_node
-        if isinstance(node, Add):
-            conv, skip_name = fused[node.name]
-            layer, scale = _conv_layer(conv, tensors, vals, act_percentile, out_name=node.output, act=node.act,
-                                       skip=tensors[skip_name], name=f"{conv.name}+{node.name}")
-            emit(layer, node.output, scale)
-        elif isinstance(node, Conv):
-            layer, scale = _conv_layer(node, tensors, vals, act_percentile, out_name=node.output, act=node.act,
-                                       mask=masks.get(node.output) if sites else None)
-            emit(layer, node.output, scale)
-        elif isinstance(node, Linear):
-            layer, scale = _linear_layer(node, tensors, vals, act_percentile, last)
-            emit(layer, node.output, scale)
-        elif isinstance(node, Pool) and sites:
-            if node.kind not in ("max", "avg") or node.kernel != (2, 2) or node.stride != (2, 2):
-                raise UnsupportedModel(f"{node.describe()}: sparse-pixel pooling is 2x2 stride 2, max or avg")
-            layers.append(QSparsePool(node.kind, name=node.name))
-            tensors[node.output] = _T(len(layers) - 1, tensors[node.inputs[0]].scale)
-        elif isinstance(node, Pool):
-            layer, scale = _pool_layer(node, graph, tensors)
-            emit(layer, node.output, scale)
-            pools[len(layers) - 1] = node.kind
-        else:
-            raise UnsupportedModel(f"{node.describe()}: op {node.op!r} cannot run here (an activation or pool must "
-                                   "follow the layer that produces its input, with no other reader)")
+        layout = graph.tensors[node.inputs[0]].layout
+        handler = QUANTISE.get((node.op, layout))
+        if handler is None:
+            raise UnsupportedModel(f"{node.describe()}: op {node.op!r} on a {layout} tensor cannot run here (an "
+                                   "activation or pool must follow the layer that produces its input, with no other "
+                                   "reader)")
+        handler(ctx, node)
     shape = inp.shape if len(inp.shape) == 3 else (inp.shape[0], 1, 1)
     meta = {"n_calib": int(x.shape[0]), "act_percentile": float(act_percentile), "rounding": "half_to_even",
-            "quantiser": "graph", "head": graph.meta.get("head"), "pool_layers": pools, **meta_extra}
-    if reduce is not None:   # sparse-pixel models are chains: every layer reads the one before
-        layers = [replace(lay, src=None) if isinstance(lay, QLayer) else lay for lay in layers]
+            "quantiser": "graph", "head": graph.meta.get("head"), "pool_layers": ctx.pools, **ctx.meta_extra}
+    layers = ctx.layers
+    if ctx.reduce is not None:   # sparse-pixel models are chains: every layer reads the one before
+        layers = [replace(lay, src=None) if lay.kind.weighted else lay for lay in layers]
     return QModel(input_shape=shape, layers=tuple(layers), input_scale=float(input_scale),
-                  name=name or graph.name, meta=meta, reduce=reduce)
+                  name=name or graph.name, meta=meta, reduce=ctx.reduce)
+
+
+@dataclass
+class _Ctx:
+    """What the node handlers share while :func:`quantize_graph` walks the graph."""
+
+    graph: Graph
+    x: np.ndarray                 # calibration inputs
+    vals: dict                    # float values of every tensor on them
+    masks: dict                   # activity masks of the sites tensors
+    pct: float                    # act_percentile
+    fused: dict                   # add name -> (conv node, skip tensor name)
+    last_node: object
+    tensors: dict                 # tensor name -> _T
+    layers: list = field(default_factory=list)
+    pools: dict = field(default_factory=dict)   # engine layers that are pooling (weights of ones, not model weights)
+    reduce: QInputReduce | None = None
+    meta_extra: dict = field(default_factory=dict)
+
+    def emit(self, layer, out: str, scale: float) -> None:
+        if layer.kind.weighted:
+            check_accumulator_bound(layer, len(self.layers))
+        self.layers.append(layer)
+        self.tensors[out] = _T(len(self.layers) - 1, scale)
+
+
+def _q_flatten(ctx: _Ctx, node: Flatten) -> None:
+    ctx.tensors[node.output] = ctx.tensors[node.inputs[0]]
+
+
+def _q_reduce(ctx: _Ctx, node: Reduce) -> None:
+    if ctx.reduce is not None or node.inputs[0] != ctx.graph.inputs[0].name:
+        raise UnsupportedModel(f"{node.describe()}: the input reduce must read the model's input, once")
+    src = ctx.tensors[node.inputs[0]]
+    t_int = threshold_to_int8(node.threshold, src.scale)
+    ctx.reduce = QInputReduce(t_int, node.n_max)
+    ctx.meta_extra = {"sparse_pixels": True, "threshold_float": float(node.threshold), "threshold_int8": t_int,
+                      "reduce_agreement": _reduce_agreement(ctx.x, src.scale, ctx.reduce, ctx.masks[node.output])}
+    ctx.tensors[node.output] = src
+
+
+def _q_add(ctx: _Ctx, node: Add) -> None:
+    conv, skip_name = ctx.fused[node.name]
+    layer, scale = _conv_layer(conv, ctx.tensors, ctx.vals, ctx.pct, out_name=node.output, act=node.act,
+                               skip=ctx.tensors[skip_name], name=f"{conv.name}+{node.name}")
+    ctx.emit(layer, node.output, scale)
+
+
+def _q_conv(ctx: _Ctx, node: Conv) -> None:
+    layout = ctx.graph.tensors[node.inputs[0]].layout
+    layer, scale = _conv_layer(node, ctx.tensors, ctx.vals, ctx.pct, out_name=node.output, act=node.act,
+                               kind=LayerKind.of("conv", layout), mask=ctx.masks.get(node.output))
+    ctx.emit(layer, node.output, scale)
+
+
+def _q_linear(ctx: _Ctx, node: Linear) -> None:
+    layer, scale = _linear_layer(node, ctx.tensors, ctx.vals, ctx.pct, node is ctx.last_node)
+    ctx.emit(layer, node.output, scale)
+
+
+def _q_sparse_pool(ctx: _Ctx, node: Pool) -> None:
+    if node.kind not in SPOOL_MODES or node.kernel != (2, 2) or node.stride != (2, 2):
+        raise UnsupportedModel(f"{node.describe()}: sparse-pixel pooling is 2x2 stride 2, max or avg")
+    ctx.emit(QSparsePool(node.kind, name=node.name), node.output, ctx.tensors[node.inputs[0]].scale)
+
+
+def _q_pool(ctx: _Ctx, node: Pool) -> None:
+    layer, scale = _pool_layer(node, ctx.graph, ctx.tensors)
+    ctx.emit(layer, node.output, scale)
+    ctx.pools[len(ctx.layers) - 1] = node.kind
+
+
+# (node op, layout of the tensor it reads) -> handler emitting its engine layers
+QUANTISE = {
+    ("conv", "grid"): _q_conv,             # LayerKind.CONV
+    ("conv", "sites"): _q_conv,            # LayerKind.SCONV (submanifold)
+    ("linear", "flat"): _q_linear,         # LayerKind.FC
+    ("pool", "grid"): _q_pool,             # LayerKind.CONV: depthwise conv of ones
+    ("pool", "sites"): _q_sparse_pool,     # LayerKind.SPOOL
+    ("add", "grid"): _q_add,               # fused into the conv that produces one input
+    ("flatten", "grid"): _q_flatten,       # no layer: the fc reads (C, H, W) order
+    ("flatten", "sites"): _q_flatten,
+    ("reduce", "grid"): _q_reduce,         # the model's QInputReduce
+}
 
 
 def _reduce_agreement(x: np.ndarray, s_in: float, reduce: QInputReduce, float_mask: np.ndarray) -> float:
@@ -248,7 +290,8 @@ def _mult_shift(node, m: np.ndarray):
 
 
 def _conv_layer(node: Conv, tensors: dict, vals: dict, pct: float, *, out_name: str, act: str,
-                skip: _T | None = None, name: str | None = None, mask=None) -> tuple[QLayer, float]:
+                skip: _T | None = None, name: str | None = None, kind: LayerKind = LayerKind.CONV,
+                mask=None) -> tuple[QLayer, float]:
     if node.dilation != (1, 1):
         raise UnsupportedModel(f"{node.describe()}: dilation {node.dilation} is not supported (dilation 1 only)")
     c_in = node.weight.shape[1] * node.groups
@@ -260,6 +303,8 @@ def _conv_layer(node: Conv, tensors: dict, vals: dict, pct: float, *, out_name: 
     src = _src(node, tensors)
     w = node.weight.astype(np.float64)
     s_w = _weight_scales(w, per_channel=True)
+    if not kind.sparse:
+        mask = None
     s_out = _act_scale(vals[out_name], act, pct, mask)
     skip_mult = None
     if skip is not None:
@@ -269,13 +314,11 @@ def _conv_layer(node: Conv, tensors: dict, vals: dict, pct: float, *, out_name: 
     q = np.clip(np.rint(w / s_w.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
     bias = _bias_int32(node.bias.astype(np.float64), src.scale * s_w, node.name)
     mult, shift = _mult_shift(node, src.scale * s_w / s_out)
-    kind = "conv"
-    if mask is not None:   # a conv on a sites tensor: submanifold, 'same' padding
+    if kind.sparse:   # a conv on a sites tensor: submanifold, 'same' padding
         kh, kw = node.kernel
         if kh != kw or kh % 2 == 0 or node.padding != (kh // 2,) * 4 or node.stride != (1, 1) or node.groups != 1:
             raise UnsupportedModel(f"{node.describe()}: a sparse-pixel convolution has an odd square kernel, padding "
                                    "k//2, stride 1 and groups 1")
-        kind = "sconv"
     layer = QLayer(kind=kind, weight=q, bias=bias, mult=mult, shift=shift, pads=node.padding,
                    padding=max(node.padding), stride=node.stride, groups=node.groups, relu=act in ("relu", "relu6"),
                    pool=node.pool, out_scale=s_out, name=name or node.name, src=src.layer,
@@ -296,7 +339,7 @@ def _linear_layer(node: Linear, tensors: dict, vals: dict, pct: float, last: boo
     else:
         s_out = _act_scale(vals[node.output], node.act, pct)
         mult, shift = _mult_shift(node, src.scale * s_w / s_out)
-    layer = QLayer(kind="fc", weight=q, bias=bias, mult=mult, shift=shift, relu=node.act in ("relu", "relu6"),
+    layer = QLayer(kind=LayerKind.FC, weight=q, bias=bias, mult=mult, shift=shift, relu=node.act in ("relu", "relu6"),
                    out_scale=s_out, name=node.name, src=src.layer)
     return layer, s_out
 
@@ -316,6 +359,6 @@ def _pool_layer(node: Pool, graph: Graph, tensors: dict) -> tuple[QLayer, float]
     n = kh * kw
     weight = np.ones((c, 1, kh, kw), np.int8)
     mult, shift = _mult_shift(node, np.full(c, 1.0 / n))
-    layer = QLayer(kind="conv", weight=weight, bias=np.zeros(c, np.int32), mult=mult, shift=shift, stride=stride,
+    layer = QLayer(kind=LayerKind.CONV, weight=weight, bias=np.zeros(c, np.int32), mult=mult, shift=shift, stride=stride,
                    groups=c, relu=False, out_scale=src.scale, name=node.name, src=src.layer)
     return layer, src.scale

@@ -31,7 +31,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from zeroskip.host.quant.qmodel import MULT_BITS, SHIFT_MAX, SHIFT_MIN, QInputReduce, QLayer, QModel, QSparsePool
+from zeroskip.host.quant.qmodel import (
+    MULT_BITS,
+    SHIFT_MAX,
+    SHIFT_MIN,
+    LayerKind,
+    QInputReduce,
+    QLayer,
+    QModel,
+    QSparsePool,
+)
+
+CONV, SCONV, FC = LayerKind.CONV, LayerKind.SCONV, LayerKind.FC
 
 MAX_HW = 12
 MAX_CHANNELS = 8
@@ -132,7 +143,7 @@ def random_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int, int]
         pool = ho >= 2 and wo >= 2 and bool(rng.random() < 0.5)
         c_out = int(rng.integers(1, MAX_CHANNELS + 1))
         wq, bias, mult, shift = draw((c_out, c, k, k))
-        layers.append(QLayer("conv", wq, bias, mult, shift, padding=p, relu=layer_relu(), pool=pool,
+        layers.append(QLayer(CONV, wq, bias, mult, shift, padding=p, relu=layer_relu(), pool=pool,
                              name=f"conv{i}"))
         c, h, w = c_out, (ho // 2 if pool else ho), (wo // 2 if pool else wo)
     n_in = c * h * w
@@ -142,7 +153,7 @@ def random_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int, int]
         last = i == len(sizes) - 1
         if last:
             mult, shift = np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64)
-        layers.append(QLayer("fc", wq, bias, mult, shift, relu=False if last else layer_relu(), name=f"fc{i}"))
+        layers.append(QLayer(FC, wq, bias, mult, shift, relu=False if last else layer_relu(), name=f"fc{i}"))
         n_in = n_out
     return QModel(input_shape=tuple(int(s) for s in input_shape), layers=tuple(layers), name=name,
                   meta={"random": True})
@@ -216,7 +227,7 @@ def random_sparse_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, in
         if mode == "max":
             layer_relu = True
         wq, bias, mult, shift = draw((c_out, c, k, k))
-        layers.append(QLayer("sconv", wq, bias, mult, shift, padding=k // 2, relu=layer_relu, name=f"sconv{i}"))
+        layers.append(QLayer(SCONV, wq, bias, mult, shift, padding=k // 2, relu=layer_relu, name=f"sconv{i}"))
         c = c_out
         if mode != "none":
             layers.append(QSparsePool(mode, name=f"spool{i}"))
@@ -229,7 +240,7 @@ def random_sparse_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, in
         if last:
             mult, shift = np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64)
         fc_relu = False if last else (bool(rng.random() < 0.7) if relu is None else bool(relu))
-        layers.append(QLayer("fc", wq, bias, mult, shift, relu=fc_relu, name=f"fc{i}"))
+        layers.append(QLayer(FC, wq, bias, mult, shift, relu=fc_relu, name=f"fc{i}"))
         n_in = n_out
     return QModel(input_shape=tuple(int(s) for s in input_shape), layers=tuple(layers), name=name,
                   meta={"random": True}, reduce=QInputReduce(threshold, n_max))
@@ -337,7 +348,7 @@ def random_graph_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int
         pool = ho >= 2 and wo >= 2 and rng.random() < 0.25
         c_out = c_in if depthwise else int(rng.integers(1, MAX_CHANNELS + 1))
         wq, bias, mult, shift = draw((c_out, 1 if depthwise else c_in, kh, kw))
-        i = add(QLayer("conv", wq, bias, mult, shift, pads=pads, stride=stride, groups=c_out if depthwise else 1,
+        i = add(QLayer(CONV, wq, bias, mult, shift, pads=pads, stride=stride, groups=c_out if depthwise else 1,
                        relu=bool(rng.random() < 0.7), pool=pool, src=src, name=f"conv{len(layers)}"),
                 (c_out, ho // 2 if pool else ho, wo // 2 if pool else wo))
         return i
@@ -350,7 +361,7 @@ def random_graph_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int
         elif kind == "avg" and h >= 2 and w >= 2:
             st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
             mult, shift = (np.full(c, 1 << 14, np.int64), np.full(c, 16, np.int64))
-            cur = add(QLayer("conv", np.ones((c, 1, 2, 2), np.int8), np.zeros(c, np.int32), mult, shift, stride=st,
+            cur = add(QLayer(CONV, np.ones((c, 1, 2, 2), np.int8), np.zeros(c, np.int32), mult, shift, stride=st,
                              groups=c, src=cur, name=f"avg{len(layers)}"),
                       (c, (h - 2) // st[0] + 1, (w - 2) // st[1] + 1))
         elif kind in ("res", "proj"):
@@ -360,7 +371,7 @@ def random_graph_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int
                 st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
                 c_p = int(rng.integers(1, MAX_CHANNELS + 1))
                 wq, bias, mult, shift = draw((c_p, c, 1, 1))
-                skip = add(QLayer("conv", wq, bias, mult, shift, stride=st, relu=False, src=cur,
+                skip = add(QLayer(CONV, wq, bias, mult, shift, stride=st, relu=False, src=cur,
                                   name=f"proj{len(layers)}"), (c_p, (h - 1) // st[0] + 1, (w - 1) // st[1] + 1))
             sc, sh, sw = (c, h, w) if skip == cur else shapes[skip]
             if skip == cur and skip == -1:
@@ -368,12 +379,12 @@ def random_graph_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int
             # main branch: from cur to the skip's shape: a 3×3 conv with the skip's stride
             st = (1, 1) if kind == "res" else layers[skip].stride
             wq, bias, mult, shift = draw((sc, c, 3, 3))
-            mid = add(QLayer("conv", wq, bias, mult, shift, pads=(1, 1, 1, 1), stride=st, relu=True, src=cur,
+            mid = add(QLayer(CONV, wq, bias, mult, shift, pads=(1, 1, 1, 1), stride=st, relu=True, src=cur,
                              name=f"mid{len(layers)}"), (sc, (h - 1) // st[0] + 1, (w - 1) // st[1] + 1))
             k = int(rng.choice([1, 3]))
             wq, bias, mult, shift = draw((sc, sc, k, k))
             sm = rng.integers(1, 128, size=sc)
-            cur = add(QLayer("conv", wq, bias, mult, shift, pads=(k // 2,) * 4, relu=bool(rng.random() < 0.8),
+            cur = add(QLayer(CONV, wq, bias, mult, shift, pads=(k // 2,) * 4, relu=bool(rng.random() < 0.8),
                              src=mid, skip=skip, skip_mult=sm, name=f"res{len(layers)}"), (sc, sh, sw))
         else:
             continue
@@ -381,7 +392,7 @@ def random_graph_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int
     if rng.random() < 0.4 and h * w > 1 and w <= 16:
         n = h * w
         mult, shift = multiplier_for(1.0 / n)
-        cur = add(QLayer("conv", np.ones((c, 1, h, w), np.int8), np.zeros(c, np.int32), np.full(c, mult, np.int64),
+        cur = add(QLayer(CONV, np.ones((c, 1, h, w), np.int8), np.zeros(c, np.int32), np.full(c, mult, np.int64),
                          np.full(c, shift, np.int64), groups=c, src=cur, name=f"gap{len(layers)}"), (c, 1, 1))
         c, h, w = c, 1, 1
     n_in = c * h * w
@@ -392,7 +403,7 @@ def random_graph_qmodel(rng: np.random.Generator, *, input_shape: tuple[int, int
         last = i == len(sizes) - 1
         if last:
             mult, shift = np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64)
-        cur = add(QLayer("fc", wq, bias, mult, shift, relu=False if last else bool(rng.random() < 0.7), src=cur,
+        cur = add(QLayer(FC, wq, bias, mult, shift, relu=False if last else bool(rng.random() < 0.7), src=cur,
                          name=f"fc{i}"), (n_out,))
         n_in = n_out
     return QModel(input_shape=(int(input_shape[0]), int(input_shape[1]), int(input_shape[2])), layers=tuple(layers),
@@ -435,7 +446,7 @@ def random_hcw_qmodel(rng: np.random.Generator, *, name: str = "random_hcw") -> 
         wq = _weights(rng, (c_out, c_in, kh, kw), _sparsity(rng), False, bool(rng.random() < 0.3))
         bias, mult, shift = _requant(rng, wq, False)
         pool = ho >= 2 and wo >= 2 and rng.random() < 0.3
-        layers.append(QLayer("conv", wq, bias, mult, shift, pads=pads, stride=stride, relu=True, pool=pool,
+        layers.append(QLayer(CONV, wq, bias, mult, shift, pads=pads, stride=stride, relu=True, pool=pool,
                              src=cur, name=f"big{j}"))
         cur = len(layers) - 1
         shape = (c_out, ho // 2 if pool else ho, wo // 2 if pool else wo)
@@ -445,7 +456,7 @@ def random_hcw_qmodel(rng: np.random.Generator, *, name: str = "random_hcw") -> 
         if c_in > 1:
             wq = _weights(rng, (c_in, c_in, kh, kw), _sparsity(rng), False, False)
             bias, mult, shift = _requant(rng, wq, False)
-            layers.append(QLayer("conv", wq, bias, mult, shift, pads=(2, 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2),
+            layers.append(QLayer(CONV, wq, bias, mult, shift, pads=(2, 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2),
                                  relu=True, src=cur, skip=cur, skip_mult=rng.integers(1, 128, size=c_in),
                                  name="bigres"))
             cur = len(layers) - 1
@@ -453,6 +464,6 @@ def random_hcw_qmodel(rng: np.random.Generator, *, name: str = "random_hcw") -> 
     n_out = int(rng.integers(1, MAX_OUT + 1))
     wq = _weights(rng, (n_out, n_in), _sparsity(rng), False, False)
     bias, _, _ = _requant(rng, wq, False)
-    layers.append(QLayer("fc", wq, bias, np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64), src=cur,
+    layers.append(QLayer(FC, wq, bias, np.ones(n_out, np.int64), np.full(n_out, SHIFT_MIN, np.int64), src=cur,
                          name="out"))
     return QModel(input_shape=(c, h, w), layers=tuple(layers), name=name, meta={"random": True})

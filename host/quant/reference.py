@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zeroskip.host.models.sparse import Reduced, raster_keep, site_coordinates
-from zeroskip.host.quant.qmodel import AVG_RECIP, QInputReduce, QModel
+from zeroskip.host.quant.qmodel import AVG_RECIP, LayerKind, QInputReduce, QModel
 from zeroskip.host.training.train import DEFAULT_THREADS, torch_threads
 
 DEFAULT_BATCH = 256
@@ -85,7 +85,7 @@ class IntegerReference(nn.Module):
         self.qmodel = qmodel
         self.input_shape = tuple(int(s) for s in qmodel.input_shape)
         for i, layer in enumerate(qmodel.layers):
-            if getattr(layer, "weight", None) is None:   # sparse pooling has no parameters
+            if not layer.kind.weighted:   # sparse pooling has no parameters
                 continue
             self.register_buffer(f"w{i}", torch.from_numpy(layer.weight.astype(np.float64)))
             self.register_buffer(f"b{i}", torch.from_numpy(layer.bias.astype(np.int64)))
@@ -106,7 +106,7 @@ class IntegerReference(nn.Module):
         return (getattr(self, f"w{i}"), getattr(self, f"b{i}").view(shape), getattr(self, f"m{i}").view(shape),
                 getattr(self, f"s{i}").view(shape))
 
-    # one handler a layer kind: (layer, i, a, mask, last, skip) -> (output, mask)
+    # one handler a layer kind, in _HANDLERS: (layer, i, a, mask, last, skip) -> (output, mask)
     def _conv(self, layer, i, a, mask, last, skip):
         w, b, m, s = self._params(i, 4)
         t, bo, left, right = layer.pads
@@ -131,7 +131,7 @@ class IntegerReference(nn.Module):
     def _spool(self, layer, i, a, mask, last, skip):
         return sparse_pool_int(a, mask, layer.mode)
 
-    _HANDLERS = {"conv": _conv, "sconv": _conv, "fc": _fc, "spool": _spool}
+    _HANDLERS = {LayerKind.CONV: _conv, LayerKind.SCONV: _conv, LayerKind.FC: _fc, LayerKind.SPOOL: _spool}
 
     def forward_sites(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Every layer's output (int8 maps (N, C, H, W) or vectors (N, F), the last int32
