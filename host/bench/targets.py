@@ -57,14 +57,20 @@ def targets(result: dict) -> list[dict]:
         else:
             cap = result["resources"]["capacity"]
             fr = {k: r[k] / cap[k] for k in ("LUT", "DSP48E1", "BRAM36")}
-            add(f"LANES={lanes} fits the xc7z020 (Yosys)",
+            add(f"LANES={lanes} fits the xc7z020 (Yosys {r.get('tool', '')})".replace(" )", ")"),
                 f"LUT {fr['LUT']:.1%}, DSP {fr['DSP48E1']:.1%}, BRAM {fr['BRAM36']:.1%}",
                 f"LUT <= {lut:.0%}, DSP <= {dsp:.0%}, BRAM <= {bram:.0%}",
                 fr["LUT"] <= lut and fr["DSP48E1"] <= dsp and fr["BRAM36"] <= bram)
-    r8 = _resources(result, 8)
+    r8, r16 = _resources(result, 8), _resources(result, 16)
     per_lane = None if r8 is None else round(r8["LUT"] / 8)
-    add("LUT per lane, LANES=8 (Yosys)", per_lane, "<= 600", per_lane is not None and per_lane <= 600,
-        "see docs/build.md, resources per module")
+    cause = ""
+    if r8 is not None and r16 is not None:
+        marginal = (r16["LUT"] - r8["LUT"]) / 8
+        cause = (f"{marginal:.0f} LUT per lane added (LANES 8 -> 16) plus {r8['LUT'] - 8 * marginal:.0f} LUT of "
+                 "control that does not scale with LANES")
+    tool = "" if r8 is None else r8.get("tool", "")
+    add(f"LUT per lane, LANES=8 (Yosys {tool})".replace(" )", ")"), per_lane, "<= 600",
+        per_lane is not None and per_lane <= 600, cause)
     sp = result.get("sparse_pixels") or {}
     bd = sp.get("breakdown")
     u = None if not bd else round(bd["utilization"], 3)
