@@ -10,7 +10,7 @@ Images include no active site, more than n_max active sites, sites on the border
 pooled cells dropped on odd map sizes; malformed site packets give the golden error code
 and beat (BAD_SITES, INPUT_SHORT, INPUT_LONG) and the next run is exact.
 
-Run through ``tests/test_rtl_sparse.py``. ``ZEROSKIP_SPARSE_NETS`` sets how many random
+Run through the pytest runner ``test_sparse_top`` below. ``ZEROSKIP_SPARSE_NETS`` sets how many random
 models ``test_random_sparse`` compiles per input mode.
 """
 
@@ -21,15 +21,19 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
+import pytest
 from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import pack_image_beats, parse_response
 from zeroskip.driver.program import F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, encode_program
-from zeroskip.host.quant import randnet
 from zeroskip.host.compiler.lowering import CompileError, compile_model
+from zeroskip.host.quant import randnet
 from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
-from zeroskip.tb.test_zeroskip_top import Checker, _set_field
-from zeroskip.tb.test_zeroskip_top import setup as top_setup
+from zeroskip.tb.common import builds
+from zeroskip.tb.zeroskip_top.test_zeroskip_top import Checker, _set_field
+from zeroskip.tb.zeroskip_top.test_zeroskip_top import setup as top_setup
+
+pytestmark = pytest.mark.rtl
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "4321"))
 
@@ -230,3 +234,17 @@ async def test_sparse_load_checks(dut):
     await run_images(ck, prog, x, "after malformed")
     flags = {lp.desc.flags & (F_SITES | F_MAXRED | F_AVG | F_POOLSITES | F_SCRUB) for lp in prog.layers}
     assert any(f & F_AVG for f in flags) and any(f & F_SCRUB for f in flags), flags
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-sparse-L8", "verilator-sparse-L4",
+                                                             "verilator-sparse-L8-nosites", "icarus-sparse-L8")])
+def test_sparse_top(build, tmp_path):
+    """Verilator LANES 8 and 4 (SITE_CAP 64) and a SITE_CAP = 0 build (no sparse-pixel
+    support: CONFIG0[16] = 0, sparse programs refused); Icarus one short LANES 8
+    configuration with a smaller activation memory. ``--fuzz`` raises the random models per
+    input mode from 4 (Verilator) / 1 (Icarus) to 40 / 4."""
+    sim = builds.BUILDS[build].simulator
+    nets = {"verilator": (4, 40), "icarus": (1, 4)}[sim][int(builds.fuzz_enabled())]
+    builds.run(build, __file__, tmp_path, {"ZEROSKIP_SPARSE_NETS": str(nets)})

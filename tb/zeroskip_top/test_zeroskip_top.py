@@ -5,7 +5,8 @@ response beats must be identical, ``CYCLES - STALL`` must equal the golden cycle
 ``COMPUTE`` and ``MACS`` the golden counters, under random idle cycles on the input stream
 and random backpressure on the output stream. Programs come from the host compiler
 (TinyCNN-like and random networks, sparse and dense), malformed programs are derived from
-valid ones. Run through ``tests/test_rtl_top.py`` (``zeroskip.driver.sim.build``).
+valid ones. Run through the pytest runner ``test_zeroskip_top`` below
+(``zeroskip.driver.sim.build``).
 
 ``ZEROSKIP_TOP_NETS`` sets how many random networks ``test_random_networks`` compiles,
 ``ZEROSKIP_GRAPH_NETS`` how many random layer graphs ``test_graph_networks`` runs.
@@ -19,6 +20,7 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
 from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
@@ -31,10 +33,13 @@ from zeroskip.driver.program import (
     Program,
     encode_program,
 )
-from zeroskip.host.quant import randnet
 from zeroskip.host.compiler.lowering import CompileError, compile_model, input_layout
+from zeroskip.host.quant import randnet
 from zeroskip.host.quant.qmodel import QLayer, QModel
-from zeroskip.tb.zstb import CTRL, TB, E
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.zstb import CTRL, TB, E
+
+pytestmark = pytest.mark.rtl
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "1234"))
 
@@ -453,3 +458,21 @@ async def test_fault_inject(dut):
     got = await tb.recv()
     assert np.array_equal(got[:-1], want), "results under fault injection"
     assert parse_response(got[-1])[:2] == (C.ERR_MAGIC, E["UNEXPECTED"])
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-top-L8", "verilator-top-L4",
+                                                             "verilator-top-L16", "icarus-top-L8",
+                                                             "icarus-top-L8-synth")])
+def test_zeroskip_top(build, tmp_path):
+    """Verilator LANES 8, 4 and 16, Icarus LANES 8 with a smaller activation memory (its
+    slower simulation kept short) and Icarus's synthesis view (``SYNTHESIS`` defined: the
+    accumulators and counters are the DSP48E1 instances Yosys and Vivado map, simulated
+    with Yosys's primitive models). ``--fuzz`` raises the random networks per build from
+    20 (Verilator) / 3 (Icarus) to 200 / 20, the random layer graphs from 8 / 2 to 100 / 10."""
+    sim = builds.BUILDS[build].simulator
+    fuzz = int(builds.fuzz_enabled())
+    nets = {"verilator": (20, 200), "icarus": (3, 20)}[sim][fuzz]
+    graphs = {"verilator": (8, 100), "icarus": (2, 10)}[sim][fuzz]
+    builds.run(build, __file__, tmp_path, {"ZEROSKIP_TOP_NETS": str(nets), "ZEROSKIP_GRAPH_NETS": str(graphs)})
