@@ -42,6 +42,7 @@ from zeroskip.driver import contract as C
 from zeroskip.driver.golden import image_timing, parse_response
 from zeroskip.driver.program import encode_program
 from zeroskip.tb.common import builds
+from zeroskip.tb.common.programs import build_pool, images
 from zeroskip.tb.common.zsstress import (
     CTRL,
     E,
@@ -54,8 +55,6 @@ from zeroskip.tb.common.zsstress import (
     random_flow,
     unexpected_beat,
 )
-from zeroskip.tb.zeroskip_top.test_stream_fuzz import build_pool
-from zeroskip.tb.zeroskip_top.test_zeroskip_top import images
 
 pytestmark = pytest.mark.rtl
 

@@ -31,8 +31,8 @@ from zeroskip.driver.program import BLOCK_BEATS, BLOCK_ENTRIES, CHANNEL_BEATS, L
 from zeroskip.host.compiler.lowering import CompileError, compile_model
 from zeroskip.tb.common import builds
 from zeroskip.tb.common import limitnets as LN
+from zeroskip.tb.common.programs import set_field
 from zeroskip.tb.common.zsstress import E, Flow, Oracle, Stats, StreamBench, flows
-from zeroskip.tb.zeroskip_top.test_stream_fuzz import set_field
 
 pytestmark = pytest.mark.rtl
 

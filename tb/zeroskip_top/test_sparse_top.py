@@ -30,8 +30,9 @@ from zeroskip.host.compiler.lowering import CompileError, compile_model
 from zeroskip.host.quant import randnet
 from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
 from zeroskip.tb.common import builds
-from zeroskip.tb.zeroskip_top.test_zeroskip_top import Checker, _set_field
-from zeroskip.tb.zeroskip_top.test_zeroskip_top import setup as top_setup
+from zeroskip.tb.common.checker import Checker
+from zeroskip.tb.common.checker import setup as top_setup
+from zeroskip.tb.common.programs import set_field
 
 pytestmark = pytest.mark.rtl
 
@@ -209,22 +210,22 @@ async def test_sparse_load_checks(dut):
     d0, d1 = starts[0], starts[1]
     grid = starts[next(i for i, lp in enumerate(prog.layers) if not lp.desc.sites)]
     cases = [
-        ("n_max 0", _set_field(good, 1, 56, 8, 0)),
-        ("n_max > SITE_CAP", _set_field(good, 1, 56, 8, hw.site_cap + 1)),
-        ("reduce with C_in 2", _set_field(good, 2, 56, 4, 2)),
-        ("sites with C_in 7", _set_field(_set_field(good, 2, 56, 4, 7), 1, 48, 8, 2)),
-        ("first layer not SITES", _set_field(good, d0, 3, 1, 0)),
-        ("SITES with XS2", _set_field(good, d0, 22, 1, 1)),
-        ("SITES with in_c_step", _set_field(good, d0, 48, 16, 1)),
-        ("SITES with P > 1", _set_field(_set_field(good, d0, 8, 4, 1), d0, 12, 4, hw.lanes_log2 - 1)),
-        ("MAXRED and AVG", _set_field(good, d1, 4, 2, 3)),
-        ("POOLSITES without SITES", _set_field(good, d1, 3, 1, 0)),
-        ("POOLSITES with h_it 65", _set_field(good, d1 + 1, 0, 16, 65)),
-        ("POOLSITES with w_valid 65", _set_field(good, d1 + 1, 32, 16, 65)),
-        ("SCRUB on layer 0 in mode 1", _set_field(good, d0, 7, 1, 1)),
-        ("in_list on a grid layer", _set_field(good, grid, 20, 1, 1)),
-        ("out_list on a grid layer", _set_field(good, grid, 21, 1, 1)),
-        ("SITES on the OUT layer", _set_field(good, starts[-1], 3, 1, 1)),
+        ("n_max 0", set_field(good, 1, 56, 8, 0)),
+        ("n_max > SITE_CAP", set_field(good, 1, 56, 8, hw.site_cap + 1)),
+        ("reduce with C_in 2", set_field(good, 2, 56, 4, 2)),
+        ("sites with C_in 7", set_field(set_field(good, 2, 56, 4, 7), 1, 48, 8, 2)),
+        ("first layer not SITES", set_field(good, d0, 3, 1, 0)),
+        ("SITES with XS2", set_field(good, d0, 22, 1, 1)),
+        ("SITES with in_c_step", set_field(good, d0, 48, 16, 1)),
+        ("SITES with P > 1", set_field(set_field(good, d0, 8, 4, 1), d0, 12, 4, hw.lanes_log2 - 1)),
+        ("MAXRED and AVG", set_field(good, d1, 4, 2, 3)),
+        ("POOLSITES without SITES", set_field(good, d1, 3, 1, 0)),
+        ("POOLSITES with h_it 65", set_field(good, d1 + 1, 0, 16, 65)),
+        ("POOLSITES with w_valid 65", set_field(good, d1 + 1, 32, 16, 65)),
+        ("SCRUB on layer 0 in mode 1", set_field(good, d0, 7, 1, 1)),
+        ("in_list on a grid layer", set_field(good, grid, 20, 1, 1)),
+        ("out_list on a grid layer", set_field(good, grid, 21, 1, 1)),
+        ("SITES on the OUT layer", set_field(good, starts[-1], 3, 1, 1)),
     ]
     for what, beats in cases:
         resp = await ck.load(beats, what=what)

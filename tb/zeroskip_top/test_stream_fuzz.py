@@ -44,11 +44,9 @@ from zeroskip.driver.program import (
     decode_entries,
     encode_program,
 )
-from zeroskip.host.compiler.lowering import CompileError, compile_model
-from zeroskip.host.quant import randnet
 from zeroskip.tb.common import builds
+from zeroskip.tb.common.programs import build_pool, conflict_program, get_field, images, set_field
 from zeroskip.tb.common.zsstress import BLOCK_DECODE, CTRL, Oracle, Stats, StreamBench, data_of, random_flow
-from zeroskip.tb.zeroskip_top.test_zeroskip_top import conflict_program, images, tiny_cnn_like
 
 pytestmark = pytest.mark.rtl
 
@@ -83,17 +81,6 @@ def sections(prog: Program) -> list[dict]:
         i += BLOCK_BEATS * nb
         out.append({"desc": d, "rec": r, "n_rec": len(lp.channels), "blk": b, "n_blk": nb})
     return out
-
-
-def set_field(beats: np.ndarray, i: int, lo: int, bits: int, value: int) -> np.ndarray:
-    b = beats.copy()
-    mask = ((1 << bits) - 1) << lo
-    b[i] = np.uint64((int(b[i]) & ~mask) | ((int(value) << lo) & mask))
-    return b
-
-
-def get_field(beats: np.ndarray, i: int, lo: int, bits: int) -> int:
-    return (int(beats[i]) >> lo) & ((1 << bits) - 1)
 
 
 HEADER_FIELDS = [  # (beat, lo, bits, name)
@@ -232,28 +219,6 @@ def safe_to_run(prog: Program, hw: HwConfig) -> bool:
 def random_image_beats(rng: np.random.Generator, prog: Program, batch: int) -> np.ndarray:
     x = rng.integers(0, 256, size=(batch, prog.in_bytes), dtype=np.uint8)
     return pack_image_beats(x, prog.in_bytes)
-
-
-# ----------------------------------------------------------------------------- pool
-
-def build_pool(hw: HwConfig, r: random.Random, rng: np.random.Generator, n_random: int = 4) -> list:
-    """(name, model, program) of the valid programs the cases start from."""
-    pool = []
-    m = tiny_cnn_like(rng, 0.8)
-    pool.append(("tiny", m, compile_model(m, hw)))
-    tries = 0
-    while len(pool) < 1 + n_random and tries < 50:
-        tries += 1
-        model = randnet.random_qmodel(rng, zero_channel=r.random() < 0.3, dense_channel=r.random() < 0.3,
-                                      saturate=r.random() < 0.2)
-        try:
-            prog = compile_model(model, hw, dense=r.random() < 0.3)
-        except CompileError:
-            continue
-        if prog.n_beats() > 1500 or predict_cycles(prog, 1) > 40_000:
-            continue
-        pool.append((f"net{len(pool)}", model, prog))
-    return pool
 
 
 # ----------------------------------------------------------------------------- bench
