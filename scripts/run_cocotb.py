@@ -37,9 +37,9 @@ def _design(work: Path) -> Path:
 
 
 def _tb_dir(work: Path) -> Path:
-    found = sorted(work.glob(f"src/*/tb/{TEST_MODULE}.py")) + sorted(work.glob(f"{TEST_MODULE}.py"))
+    found = sorted(work.glob(f"src/*/tb/{TOPLEVEL}/{TEST_MODULE}.py")) + sorted(work.glob(f"{TEST_MODULE}.py"))
     if not found:
-        raise FileNotFoundError(f"{TEST_MODULE}.py not found under {work}/src/*/tb")
+        raise FileNotFoundError(f"{TEST_MODULE}.py not found under {work}/src/*/tb/{TOPLEVEL}")
     return found[0].parent
 
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "COCOTB_TOPLEVEL": TOPLEVEL,
         "TOPLEVEL_LANG": "verilog",
         "COCOTB_RESULTS_FILE": str(work / "results.xml"),
-        # the bench's expectations (tb/zstb.py) follow the compiled parameters
+        # the bench's expectations (tb/common/zstb.py) follow the compiled parameters
         "ZEROSKIP_SIM_PARAMS": json.dumps(parameters(work)),
         "ZEROSKIP_SIMULATOR": "icarus",
         "PYTHONPATH": os.pathsep.join([str(tb)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),

@@ -83,3 +83,14 @@ def test_board_install_runs_a_bundle_without_torch(wheel, tmp_path):
                 "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'matplotlib')))"], env=clean,
                cwd=tmp_path)
     assert str(env_dir) in drv.stdout and drv.stdout.strip().endswith("[]")
+
+
+def test_wheel_has_the_benches(wheel):
+    """The cocotb benches, their runners and the build table ship as ``zeroskip.tb`` (every
+    ``.py`` under ``tb/``), so an installed zeroskip can simulate."""
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    want = {f"zeroskip/tb/{p.relative_to(ROOT / 'tb').as_posix()}" for p in (ROOT / "tb").rglob("*.py")
+            if "__pycache__" not in p.parts}
+    assert len(want) > 10 and want - names == set(), f"missing from the wheel: {sorted(want - names)}"

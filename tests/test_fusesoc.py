@@ -96,7 +96,7 @@ def test_lint_is_clean(tmp_path):
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 def test_sim_target_runs_the_cocotb_bench(tmp_path):
     """The sim target compiles with the given parameters and runs the cocotb bench (one
-    quick test here; the full bench runs in tests/test_rtl_top.py)."""
+    quick test here; the full bench runs through its pytest runner, tb/zeroskip_top/test_zeroskip_top.py)."""
     work = tmp_path / "sim"
     proc = _run("sim", work, {"LANES": 4}, env={"COCOTB_TEST_FILTER": "test_registers"})
     assert "run_cocotb: 1/1 tests passed" in proc.stdout, proc.stdout[-3000:]

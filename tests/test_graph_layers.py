@@ -6,7 +6,7 @@ Random integer graphs (``randnet.random_graph_qmodel``) run on the golden model 
 against the PyTorch integer reference with cycles equal to the prediction; float graphs
 imported from PyTorch go through ``quantize_graph``; malformed descriptors of the new
 fields are refused with the engine's error codes. The RTL runs the same random graphs in
-``tb/test_zeroskip_top.py::test_graph_networks``.
+``tb/zeroskip_top/test_zeroskip_top.py`` (cocotb test ``test_graph_networks``).
 """
 
 import numpy as np

@@ -24,7 +24,7 @@ keep cocotb's defaults (every signal visible, a cocotb clock). Every Verilator b
 compiles with ``-O2`` (:func:`make_overrides`).
 
     build("zeroskip_top", {"LANES": 8}, "verilator")   -> build directory
-    run("zeroskip_top", "zeroskip.tb.test_zeroskip_top", {"LANES": 8})  -> results.xml
+    run("zeroskip_top", "zeroskip.tb.zeroskip_top.test_zeroskip_top", {"LANES": 8})  -> results.xml
 """
 
 from __future__ import annotations

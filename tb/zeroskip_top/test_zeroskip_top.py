@@ -5,7 +5,8 @@ response beats must be identical, ``CYCLES - STALL`` must equal the golden cycle
 ``COMPUTE`` and ``MACS`` the golden counters, under random idle cycles on the input stream
 and random backpressure on the output stream. Programs come from the host compiler
 (TinyCNN-like and random networks, sparse and dense), malformed programs are derived from
-valid ones. Run through ``tests/test_rtl_top.py`` (``zeroskip.driver.sim.build``).
+valid ones. Run through the pytest runner ``test_zeroskip_top`` below
+(``zeroskip.driver.sim.build``).
 
 ``ZEROSKIP_TOP_NETS`` sets how many random networks ``test_random_networks`` compiles,
 ``ZEROSKIP_GRAPH_NETS`` how many random layer graphs ``test_graph_networks`` runs.
@@ -14,73 +15,25 @@ valid ones. Run through ``tests/test_rtl_top.py`` (``zeroskip.driver.sim.build``
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import replace
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
 from zeroskip.driver import contract as C
-from zeroskip.driver.bundle import pack_inputs
-from zeroskip.driver.golden import GoldenEngine, pack_image_beats, parse_response
-from zeroskip.driver.program import (
-    F_OUT,
-    ChannelRec,
-    LayerDesc,
-    LayerProgram,
-    Program,
-    encode_program,
-)
+from zeroskip.driver.golden import pack_image_beats, parse_response
+from zeroskip.driver.program import encode_program
+from zeroskip.host.compiler.lowering import CompileError, compile_model
 from zeroskip.host.quant import randnet
-from zeroskip.host.compiler.lowering import CompileError, compile_model, input_layout
-from zeroskip.host.quant.qmodel import QLayer, QModel
-from zeroskip.tb.zstb import CTRL, TB, E
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.checker import setup
+from zeroskip.tb.common.programs import conflict_program, images, set_field, tiny_cnn_like
+from zeroskip.tb.common.zstb import CTRL, TB, E
+
+pytestmark = pytest.mark.rtl
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "1234"))
-
-
-# ----------------------------------------------------------------------------- models
-
-def tiny_cnn_like(rng: np.random.Generator, sparsity: float = 0.7) -> QModel:
-    """TinyCNN's shape (conv3x3 8 + pool, conv3x3 16 + pool, FC 2) with random weights."""
-    layers = []
-    c = 1
-    for i, c_out in enumerate((8, 16)):
-        w = randnet._weights(rng, (c_out, c, 3, 3), sparsity, False, False)
-        bias, mult, shift = randnet._requant(rng, w, False)
-        layers.append(QLayer("conv", w, bias, mult, shift, padding=1, relu=True, pool=True, name=f"conv{i}"))
-        c = c_out
-    w = randnet._weights(rng, (2, 16 * 4 * 4), sparsity, False, False)
-    bias, _, _ = randnet._requant(rng, w, False)
-    layers.append(QLayer("fc", w, bias, np.ones(2, np.int64), np.ones(2, np.int64), name="fc"))
-    return QModel(input_shape=(1, 16, 16), layers=tuple(layers), name="tiny_like")
-
-
-def images(rng: np.random.Generator, model: QModel, n: int) -> np.ndarray:
-    """Packed image beats for ``n`` random inputs."""
-    x = randnet.random_input(rng, model, n)
-    lay = input_layout(model)
-    packed = pack_inputs(x, lay.to_dict())
-    return pack_image_beats(packed, lay.in_bytes)
-
-
-def conflict_program(hw) -> Program:
-    """A one-layer FC program whose first group puts two non-zero weights in one bank."""
-    L = hw.lanes
-    lq = L.bit_length() - 1
-    n_in = 4 * L
-    desc = LayerDesc(flags=F_OUT, p_log2=0, q_log2=lq, tb=0, c_out=2, h_it=1, n_xt=1, w_valid=1,
-                     in_ch_stride=1, in_base=0, in_row_stride=0, out_base=0, out_row_stride=0,
-                     out_ch_stride=0)
-    # row 0: k = 0 and k = L (same bank, other address), then a group end; row 1: k = 1
-    steps = [14] * ((L - 1) // 14) + [L - 14 * ((L - 1) // 14)]   # index steps of at most 14
-    codes0 = [0] + steps + [15]
-    wts0 = [3] + [0] * (len(steps) - 1) + [5, 0]
-    codes = np.array(codes0 + [1, 15], np.uint8)
-    wts = np.array(wts0 + [7, 0], np.int8)
-    chans = (ChannelRec(bias=10, mult=1, shift=1, n_groups=1), ChannelRec(bias=-3, mult=1, shift=1, n_groups=1))
-    lp = LayerProgram(desc=desc, channels=chans, codes=codes, weights=wts)
-    return Program(lanes=L, in_base=0, in_bytes=n_in, n_out=2, layers=(lp,), act_log2=(n_in - 1).bit_length())
 
 
 def compile_or_none(model, hw, dense):
@@ -90,86 +43,12 @@ def compile_or_none(model, hw, dense):
         return None
 
 
-# ----------------------------------------------------------------------------- checker
-
-class Checker:
-    """Drives the RTL and the golden model with the same commands and compares."""
-
-    def __init__(self, tb: TB):
-        self.tb = tb
-        self.g = GoldenEngine(tb.hw)
-        self.log = tb.log
-
-    async def load(self, beats, *, what: str = "program") -> np.ndarray:
-        beats = np.asarray(beats, np.uint64)
-        got = await self.tb.load(beats)
-        want = self.g.load(beats)
-        assert got.size == 1, f"{what}: LOAD answered {got.size} beats"
-        gm, gc, gi = parse_response(got[0])
-        wm, wc, wi = parse_response(want[0])
-        assert (gm, gc, gi) == (wm, wc, wi), (
-            f"{what}: LOAD response RTL (0x{gm:08X}, {C.ERRORS.get(gc)}, {gi}) golden "
-            f"(0x{wm:08X}, {C.ERRORS.get(wc)}, {wi})")
-        st = await self.tb.status()
-        assert not st["busy"] and st["done"], f"{what}: engine not idle/done after LOAD: {st}"
-        assert st["error"] == (wc != 0) and st["code"] == wc, f"{what}: STATUS {st}, expected code {wc}"
-        assert st["valid"] == (wc == 0), f"{what}: program-valid {st['valid']} after code {wc}"
-        if wc:
-            assert await self.tb.read("ERR_INFO") == wi, f"{what}: ERR_INFO"
-        return got
-
-    async def run(self, beats, batch: int, *, what: str = "run", check_cycles: bool = True) -> np.ndarray:
-        beats = np.asarray(beats, np.uint64)
-        got = await self.tb.run(beats, batch)
-        want = self.g.run(beats, batch)
-        assert got.size == want.size and np.array_equal(got, want), (
-            f"{what}: RTL answered {got.size} beats, golden {want.size}; first difference at "
-            f"{next((i for i in range(min(got.size, want.size)) if got[i] != want[i]), min(got.size, want.size))}"
-            f"\n rtl    {[hex(int(x)) for x in got[:8]]}\n golden {[hex(int(x)) for x in want[:8]]}")
-        st = await self.tb.status()
-        assert not st["busy"] and st["done"], f"{what}: engine not idle after RUN: {st}"
-        code = self.g.status_error
-        assert st["error"] == (code != 0) and st["code"] == code, f"{what}: STATUS {st}, golden code {code}"
-        if code == 0 and check_cycles:
-            cnt = await self.tb.counters()
-            gc = self.g.counters
-            assert cnt["CYCLES"] - cnt["STALL"] == gc["CYCLES"], (
-                f"{what}: CYCLES-STALL {cnt['CYCLES']}-{cnt['STALL']}={cnt['CYCLES'] - cnt['STALL']}, "
-                f"golden {gc['CYCLES']}")
-            assert cnt["COMPUTE"] == gc["COMPUTE"], f"{what}: COMPUTE {cnt['COMPUTE']} golden {gc['COMPUTE']}"
-            assert cnt["MACS"] == gc["MACS"], f"{what}: MACS {cnt['MACS']} golden {gc['MACS']}"
-        elif code:
-            _, _, info = parse_response(want[-1])
-            assert await self.tb.read("ERR_INFO") == info, f"{what}: ERR_INFO"
-        return got
-
-    async def program_and_run(self, prog: Program, rng: np.random.Generator, model: QModel | None,
-                              batch: int, what: str):
-        await self.load(encode_program(prog), what=what)
-        if model is not None:
-            img = images(rng, model, batch)
-        else:
-            x = rng.integers(0, 256, size=(batch, prog.in_bytes), dtype=np.uint8)
-            img = pack_image_beats(x, prog.in_bytes)
-        await self.run(img, batch, what=what)
-
-
-async def setup(dut, *, flow: bool = True, seed: int = SEED) -> tuple[TB, Checker, random.Random,
-                                                                      np.random.Generator]:
-    tb = TB(dut)
-    await tb.reset()
-    r = random.Random(seed)
-    if flow:
-        tb.random_flow(r)
-    return tb, Checker(tb), r, np.random.default_rng(seed)
-
-
 # ----------------------------------------------------------------------------- tests
 
 @cocotb.test()
 async def test_registers(dut):
     """ID, VERSION, CONFIG, BATCH, IRQ_EN/IRQ_STATUS, FAULT and the interrupt line."""
-    tb, ck, _, rng = await setup(dut, flow=False)
+    tb, ck, _, rng = await setup(dut, seed=SEED, flow=False)
     hw = tb.hw
     assert await tb.read("ID") == C.ID_MAGIC
     assert await tb.read("VERSION") == C.FORMAT_VERSION | (C.RTL_VERSION << 16)
@@ -207,7 +86,7 @@ async def test_registers(dut):
 @cocotb.test()
 async def test_tinycnn(dut):
     """TinyCNN-shaped network, sparse and dense programs, batches, random stream flow."""
-    tb, ck, _, rng = await setup(dut)
+    tb, ck, _, rng = await setup(dut, seed=SEED)
     model = tiny_cnn_like(rng)
     for dense in (False, True):
         prog = compile_model(model, tb.hw, dense=dense)
@@ -220,7 +99,7 @@ async def test_tinycnn(dut):
 @cocotb.test()
 async def test_random_networks(dut):
     """Random networks from the host compiler (sparse and dense), random flow and batches."""
-    tb, ck, r, rng = await setup(dut)
+    tb, ck, r, rng = await setup(dut, seed=SEED)
     n = int(os.environ.get("ZEROSKIP_TOP_NETS", "6"))
     done = 0
     tries = 0
@@ -244,7 +123,7 @@ async def test_graph_networks(dut):
     doubled row step), depthwise layers (in_c_step), average and global average pooling,
     residual adds with identity and projection shortcuts, kernels of more than 16 taps on
     hcw tensors; sparse and dense programs."""
-    tb, ck, r, rng = await setup(dut)
+    tb, ck, r, rng = await setup(dut, seed=SEED)
     n = int(os.environ.get("ZEROSKIP_GRAPH_NETS", "6"))
     done = tries = 0
     while done < n and tries < 10 * n:
@@ -263,18 +142,11 @@ async def test_graph_networks(dut):
     assert done == n, f"only {done} of {n} random graphs compiled"
 
 
-def _set_field(beats: np.ndarray, i: int, lo: int, bits: int, value: int) -> np.ndarray:
-    b = beats.copy()
-    mask = ((1 << bits) - 1) << lo
-    b[i] = np.uint64((int(b[i]) & ~mask) | ((int(value) << lo) & mask))
-    return b
-
-
 @cocotb.test()
 async def test_malformed_programs(dut):
     """Each malformed program is refused with the golden model's code and beat index, the
     engine returns to idle, and the next valid program runs bit-exact."""
-    tb, ck, r, rng = await setup(dut)
+    tb, ck, r, rng = await setup(dut, seed=SEED)
     hw = tb.hw
     model = tiny_cnn_like(rng)
     prog = compile_model(model, hw)
@@ -283,42 +155,42 @@ async def test_malformed_programs(dut):
     d0 = 4  # first descriptor beat
     c0 = d0 + 8  # first channel record
     cases = [
-        ("bad magic", _set_field(good, 0, 0, 32, 0x12345678)),
-        ("bad version", _set_field(good, 0, 32, 16, 7)),
-        ("lanes", _set_field(good, 0, 48, 8, 16 if hw.lanes == 32 else 32)),
-        ("n_layers 0", _set_field(good, 0, 56, 8, 0)),
-        ("n_layers > MAX", _set_field(good, 0, 56, 8, hw.max_layers + 1)),
-        ("slots > W_SLOTS", _set_field(good, 3, 0, 32, hw.w_slots + 1)),
-        ("n_out > OUT_CAP", _set_field(good, 2, 32, 16, hw.out_cap + 1)),
-        ("in_bytes 0", _set_field(good, 2, 0, 32, 0)),
+        ("bad magic", set_field(good, 0, 0, 32, 0x12345678)),
+        ("bad version", set_field(good, 0, 32, 16, 7)),
+        ("lanes", set_field(good, 0, 48, 8, 16 if hw.lanes == 32 else 32)),
+        ("n_layers 0", set_field(good, 0, 56, 8, 0)),
+        ("n_layers > MAX", set_field(good, 0, 56, 8, hw.max_layers + 1)),
+        ("slots > W_SLOTS", set_field(good, 3, 0, 32, hw.w_slots + 1)),
+        ("n_out > OUT_CAP", set_field(good, 2, 32, 16, hw.out_cap + 1)),
+        ("in_bytes 0", set_field(good, 2, 0, 32, 0)),
         ("truncated in header", good[:2]),
         ("truncated in descriptor", good[:d0 + 3]),
         ("truncated in records", good[:c0 + 1]),
         ("truncated in blocks", good[: n - 4]),
         ("truncated last beat", good[: n - 1]),
         ("too long", np.concatenate([good, good[:5]])),
-        ("total beats off", _set_field(good, 1, 0, 32, n + 3)),
-        ("log2P+log2Q", _set_field(good, d0, 12, 4, 5)),
-        ("C_out 0", _set_field(good, d0, 32, 16, 0)),
-        ("pool odd h_it", _set_field(good, d0 + 1, 0, 16, 3)),
-        ("n_groups 0", _set_field(good, c0 + 1, 0, 24, 0)),
-        ("shift 0", _set_field(good, c0, 48, 6, 0)),
-        ("shift 48", _set_field(good, c0, 48, 6, 48)),
-        ("clear_len", _set_field(good, d0 + 3, 32, 32, hw.act_bytes + 1)),
-        ("sparse input mode", _set_field(good, 1, 48, 8, 1)),
-        ("input mode 3", _set_field(good, 1, 48, 8, 3)),
-        ("n_groups huge", _set_field(good, c0 + 1, 0, 24, 0xFFFFFF)),
+        ("total beats off", set_field(good, 1, 0, 32, n + 3)),
+        ("log2P+log2Q", set_field(good, d0, 12, 4, 5)),
+        ("C_out 0", set_field(good, d0, 32, 16, 0)),
+        ("pool odd h_it", set_field(good, d0 + 1, 0, 16, 3)),
+        ("n_groups 0", set_field(good, c0 + 1, 0, 24, 0)),
+        ("shift 0", set_field(good, c0, 48, 6, 0)),
+        ("shift 48", set_field(good, c0, 48, 6, 48)),
+        ("clear_len", set_field(good, d0 + 3, 32, 32, hw.act_bytes + 1)),
+        ("sparse input mode", set_field(good, 1, 48, 8, 1)),
+        ("input mode 3", set_field(good, 1, 48, 8, 3)),
+        ("n_groups huge", set_field(good, c0 + 1, 0, 24, 0xFFFFFF)),
         ("single beat", good[:1]),
         ("garbage", np.array([0xDEADBEEF, 1, 2], np.uint64)),
     ]
     cases += [
-        ("reserved descriptor bit 23", _set_field(good, d0, 23, 1, 1)),
-        ("reserved descriptor bit 31", _set_field(good, d0, 31, 1, 1)),
+        ("reserved descriptor bit 23", set_field(good, d0, 23, 1, 1)),
+        ("reserved descriptor bit 31", set_field(good, d0, 31, 1, 1)),
     ]
     if hw.act_bytes < 65536:
-        cases.append(("in_c_step >= ACT_BYTES", _set_field(good, d0, 48, 16, hw.act_bytes)))
-        cases.append(("in_base >= ACT_BYTES", _set_field(good, 1, 32, 16, hw.act_bytes)))
-        cases.append(("out_base >= ACT_BYTES", _set_field(good, d0 + 2, 32, 16, hw.act_bytes)))
+        cases.append(("in_c_step >= ACT_BYTES", set_field(good, d0, 48, 16, hw.act_bytes)))
+        cases.append(("in_base >= ACT_BYTES", set_field(good, 1, 32, 16, hw.act_bytes)))
+        cases.append(("out_base >= ACT_BYTES", set_field(good, d0 + 2, 32, 16, hw.act_bytes)))
     for what, beats in cases:
         resp = await ck.load(beats, what=what)
         magic, code, _ = parse_response(resp[0])
@@ -333,7 +205,7 @@ async def test_malformed_programs(dut):
 async def test_run_errors(dut):
     """NO_PROGRAM, UNEXPECTED, INPUT_SHORT, INPUT_LONG, BATCH=0, BANK_CONFLICT; each
     followed by a correct run."""
-    tb, ck, r, rng = await setup(dut)
+    tb, ck, r, rng = await setup(dut, seed=SEED)
     hw = tb.hw
     model = tiny_cnn_like(rng, 0.8)
     prog = compile_model(model, hw)
@@ -368,7 +240,7 @@ async def test_run_errors(dut):
 async def test_layer_clears(dut):
     """Per-layer clears (lengths not a multiple of LANES, wrapping past the end of the
     activation memory, zeroing part of a layer's input) in both models."""
-    tb, ck, r, rng = await setup(dut)
+    tb, ck, r, rng = await setup(dut, seed=SEED)
     hw = tb.hw
     model = tiny_cnn_like(rng, 0.6)
     prog = compile_model(model, hw)
@@ -401,7 +273,7 @@ async def _wait_state(tb: TB, state: int, limit: int = 100000) -> None:
 @cocotb.test()
 async def test_soft_reset(dut):
     """SOFT_RESET mid-run keeps the program; mid-load it invalidates it; both recover."""
-    tb, ck, r, rng = await setup(dut, flow=False)
+    tb, ck, r, rng = await setup(dut, seed=SEED, flow=False)
     model = tiny_cnn_like(rng)
     prog = compile_model(model, tb.hw)
     await ck.load(encode_program(prog))
@@ -434,7 +306,7 @@ async def test_soft_reset(dut):
 @cocotb.test()
 async def test_fault_inject(dut):
     """FAULT[0] suppresses TLAST on result streams (FAULT_INJECT=1 builds only)."""
-    tb, ck, r, rng = await setup(dut, flow=False)
+    tb, ck, r, rng = await setup(dut, seed=SEED, flow=False)
     if not tb.params.get("FAULT_INJECT", 0):
         return
     model = tiny_cnn_like(rng)
@@ -454,3 +326,22 @@ async def test_fault_inject(dut):
     got = await tb.recv()
     assert np.array_equal(got[:-1], want), "results under fault injection"
     assert parse_response(got[-1])[:2] == (C.ERR_MAGIC, E["UNEXPECTED"])
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-top-L8", "verilator-top-L4",
+                                                             "verilator-top-L16", "verilator-top-L32",
+                                                             "icarus-top-L8",
+                                                             "icarus-top-L8-synth")])
+def test_zeroskip_top(build, tmp_path):
+    """Verilator LANES 8, 4, 16 and 32, Icarus LANES 8 with a smaller activation memory (its
+    slower simulation kept short) and Icarus's synthesis view (``SYNTHESIS`` defined: the
+    accumulators and counters are the DSP48E1 instances Yosys and Vivado map, simulated
+    with Yosys's primitive models). ``--fuzz`` raises the random networks per build from
+    20 (Verilator) / 3 (Icarus) to 200 / 20, the random layer graphs from 8 / 2 to 100 / 10."""
+    sim = builds.BUILDS[build].simulator
+    fuzz = int(builds.fuzz_enabled())
+    nets = {"verilator": (20, 200), "icarus": (3, 20)}[sim][fuzz]
+    graphs = {"verilator": (8, 100), "icarus": (2, 10)}[sim][fuzz]
+    builds.run(build, __file__, tmp_path, {"ZEROSKIP_TOP_NETS": str(nets), "ZEROSKIP_GRAPH_NETS": str(graphs)})

@@ -1,6 +1,6 @@
 """Networks at the capacity limits on ``zeroskip_top``: RTL == golden == integer reference.
 
-``test_limit_networks`` runs the fixed limit networks of :mod:`zeroskip.tb.limitnets`
+``test_limit_networks`` runs the fixed limit networks of :mod:`zeroskip.tb.common.limitnets`
 (MAX_LAYERS layers, CH_CAP channels, OUT_CAP outputs, all W_SLOTS slots, ACT_BYTES nearly
 full with disjoint and with ping-ponged maps, int32 accumulator extremes, saturating and
 vanishing requantisation, sparsity 0 .. 99.9 % with empty and fully dense rows). For each:
@@ -13,7 +13,7 @@ bytes and input size beyond ACT_BYTES): the loader refuses with the golden model
 and beat index.
 
 ``test_random_limit_networks`` draws ``ZEROSKIP_LIMIT_NETS`` (default 4) random networks
-near a random limit (:func:`zeroskip.tb.limitnets.random_limit_model`) and checks the same.
+near a random limit (:func:`zeroskip.tb.common.limitnets.random_limit_model`) and checks the same.
 """
 
 from __future__ import annotations
@@ -24,13 +24,17 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
+import pytest
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import pack_image_beats, predict_cycles, unpack_results
 from zeroskip.driver.program import BLOCK_BEATS, BLOCK_ENTRIES, CHANNEL_BEATS, LAYER_BEATS, HwConfig, encode_program
 from zeroskip.host.compiler.lowering import CompileError, compile_model
-from zeroskip.tb import limitnets as LN
-from zeroskip.tb.test_stream_fuzz import set_field
-from zeroskip.tb.zsstress import E, Flow, Oracle, Stats, StreamBench, flows
+from zeroskip.tb.common import builds
+from zeroskip.tb.common import limitnets as LN
+from zeroskip.tb.common.programs import set_field
+from zeroskip.tb.common.zsstress import E, Flow, Oracle, Stats, StreamBench, flows
+
+pytestmark = pytest.mark.rtl
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "7003"))
 N_RANDOM = int(os.environ.get("ZEROSKIP_LIMIT_NETS", "4"))
@@ -185,3 +189,61 @@ async def test_random_limit_networks(dut):
     stats.write()
     assert done == N_RANDOM, f"only {done} of {N_RANDOM} random limit networks compiled"
 
+
+# ----------------------------------------------------------------------------- pytest runners
+
+# the CI case, then the --fuzz campaign (marked slow)
+RUNS = [builds.param("verilator-top-L16", 4),
+        builds.param("verilator-top-L8", 70, slow=True), builds.param("verilator-top-L4", 70, slow=True),
+        builds.param("verilator-top-L16", 70, slow=True), builds.param("icarus-top-L8", 6, slow=True)]
+
+
+@pytest.mark.parametrize("build,nets", RUNS)
+def test_rtl_limits(build, nets, tmp_path):
+    data = builds.run_with_stats(build, __file__, {"ZEROSKIP_LIMIT_NETS": str(nets)}, tmp_path, f"limits{nets}")
+    assert data["random_limits"]["cases"] == nets
+    fixed = data["limits"]["extra"]["fixed"]
+    assert {"max_layers", "w_slots", "act_disjoint", "act_pingpong", "acc_bound"} <= set(fixed)
+
+
+@pytest.mark.parametrize("lanes,act_bytes,w_slots", [(4, 65536, 16384), (8, 65536, 16384), (16, 65536, 16384),
+                                                     (8, 8192, 4096)])
+def test_limit_networks_golden(lanes, act_bytes, w_slots):
+    """The limit networks without the RTL: golden == integer reference, cycles ==
+    predict_cycles, and every limit really reached (fast)."""
+    from zeroskip.driver.golden import GoldenEngine
+    from zeroskip.host.compiler.lowering import plan_regions
+    from zeroskip.host.quant.reference import run_reference
+
+    hw = HwConfig(lanes=lanes, act_bytes=act_bytes, w_slots=w_slots, site_cap=0)
+    rng = np.random.default_rng(lanes + act_bytes)
+    seen = {}
+    for name, model, dense in LN.fixed_models(hw, rng):
+        prog = LN.compile_limit(model, hw, dense)
+        g = GoldenEngine(hw)
+        assert g.load(encode_program(prog)).size == 1 and g.program is not None, name
+        x = LN.limit_inputs(rng, model, 3)
+        out, cnt = g.run_images(pack_inputs(x, prog.meta["input_layout"]))
+        np.testing.assert_array_equal(out, run_reference(model, x), err_msg=name)
+        assert cnt["CYCLES"] == predict_cycles(prog, 3)
+        regs, clears = plan_regions(model, hw)
+        seen[name] = (prog, max(r.base + r.size for r in regs.values()), any(clears.values()))
+    assert len(seen["max_layers"][0].layers) == hw.max_layers
+    assert seen["w_slots"][0].slots_used() == hw.w_slots
+    assert seen["act_disjoint"][1] > 0.9 * hw.act_bytes and not seen["act_disjoint"][2]
+    assert seen["act_pingpong"][1] > 0.9 * hw.act_bytes and seen["act_pingpong"][2]
+    if "ch_cap" in seen:
+        assert seen["ch_cap"][0].n_channels == hw.ch_cap
+    if "out_cap" in seen:
+        assert seen["out_cap"][0].n_out == hw.out_cap
+    for i in range(20 if builds.fuzz_enabled() else 6):
+        limit, model, dense = LN.random_limit_model(hw, rng)
+        try:
+            prog = LN.compile_limit(model, hw, dense)
+        except CompileError:
+            continue
+        g = GoldenEngine(hw)
+        g.load(encode_program(prog))
+        x = LN.limit_inputs(rng, model, 2)
+        out, _ = g.run_images(pack_inputs(x, prog.meta["input_layout"]))
+        np.testing.assert_array_equal(out, run_reference(model, x), err_msg=f"random {i} ({limit})")

@@ -7,10 +7,13 @@ from __future__ import annotations
 import random
 
 import cocotb
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.zstb import sim_params
 
-from zeroskip.tb.zstb import sim_params
+pytestmark = pytest.mark.rtl
 
 
 def s8(v: int) -> int:
@@ -83,3 +86,12 @@ async def test_tiles(dut):
                 dut.in_w.value = pack(w, 8)
             got = [[x - (1 << 32) if x & (1 << 31) else x for x in row] for row in got]
             assert got == want, f"LANES={L} Q={Q}: accumulators differ"
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-dot-L4", "verilator-dot-L8",
+                                                             "verilator-dot-L16", "icarus-dot-L8",
+                                                             "icarus-dot-L32")])
+def test_sparse_dot_product(build, tmp_path):
+    builds.run(build, __file__, tmp_path)

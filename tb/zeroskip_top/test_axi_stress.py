@@ -36,13 +36,14 @@ import random
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.triggers import ClockCycles
 from zeroskip.driver import contract as C
 from zeroskip.driver.golden import image_timing, parse_response
 from zeroskip.driver.program import encode_program
-from zeroskip.tb.test_stream_fuzz import build_pool
-from zeroskip.tb.test_zeroskip_top import images
-from zeroskip.tb.zsstress import (
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.programs import build_pool, images
+from zeroskip.tb.common.zsstress import (
     CTRL,
     E,
     Flow,
@@ -54,6 +55,8 @@ from zeroskip.tb.zsstress import (
     random_flow,
     unexpected_beat,
 )
+
+pytestmark = pytest.mark.rtl
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "7002"))
 ROUNDS = int(os.environ.get("ZEROSKIP_STRESS_ROUNDS", "6"))
@@ -407,3 +410,24 @@ async def test_soft_reset_ack_race(dut):
     await sb.settle()
     stats.write()
     assert any(t for t, _ in outcomes) and any(not t for t, _ in outcomes), outcomes
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+# the CI case, then the --fuzz campaign (marked slow)
+RUNS = [builds.param("verilator-top-L4", 3, 24),
+        builds.param("verilator-top-L8", 12, 120, slow=True), builds.param("verilator-top-L4", 12, 120, slow=True),
+        builds.param("verilator-top-L16", 12, 120, slow=True)]
+
+
+@pytest.mark.parametrize("build,rounds,trials", RUNS)
+def test_axi_stress(build, rounds, trials, tmp_path):
+    data = builds.run_with_stats(build, __file__, {"ZEROSKIP_STRESS_ROUNDS": str(rounds),
+                                                   "ZEROSKIP_RESET_TRIALS": str(trials)},
+                                 tmp_path, f"stress{trials}")
+    assert data["axi_stress"]["cases"] == 2 * rounds
+    assert data["axi_stress"]["extra"]["ignored_commands"] > 0
+    assert data["soft_reset"]["cases"] == trials
+    states = {k.split(":")[2] for k in data["soft_reset"]["kinds"]}
+    assert {"state1", "state2", "state3", "state4", "state6"} <= states, states
+    assert data["soft_reset"]["extra"]["reset_with_stray_rest"] > 0

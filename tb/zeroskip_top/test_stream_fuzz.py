@@ -20,7 +20,8 @@ conflict. Under a random input/output flow for every case:
   ``COMPUTE`` and ``MACS`` equal to the golden model.
 
 ``ZEROSKIP_FUZZ_CASES`` (default 60) sets the number of cases, ``ZEROSKIP_TB_SEED`` the
-seed; statistics go to the JSON file ``ZEROSKIP_FUZZ_STATS`` (tests/test_rtl_fuzz.py).
+seed; statistics go to the JSON file ``ZEROSKIP_FUZZ_STATS`` (read by the
+pytest runner ``test_stream_fuzz`` below).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import random
 
 import cocotb
 import numpy as np
+import pytest
 from zeroskip.driver.golden import image_timing, pack_image_beats, predict_cycles
 from zeroskip.driver.program import (
     BLOCK_BEATS,
@@ -42,10 +44,11 @@ from zeroskip.driver.program import (
     decode_entries,
     encode_program,
 )
-from zeroskip.host.quant import randnet
-from zeroskip.host.compiler.lowering import CompileError, compile_model
-from zeroskip.tb.test_zeroskip_top import conflict_program, images, tiny_cnn_like
-from zeroskip.tb.zsstress import BLOCK_DECODE, CTRL, Oracle, Stats, StreamBench, data_of, random_flow
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.programs import build_pool, conflict_program, get_field, images, set_field
+from zeroskip.tb.common.zsstress import BLOCK_DECODE, CTRL, Oracle, Stats, StreamBench, data_of, random_flow
+
+pytestmark = pytest.mark.rtl
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "7001"))
 N_CASES = int(os.environ.get("ZEROSKIP_FUZZ_CASES", "60"))
@@ -78,17 +81,6 @@ def sections(prog: Program) -> list[dict]:
         i += BLOCK_BEATS * nb
         out.append({"desc": d, "rec": r, "n_rec": len(lp.channels), "blk": b, "n_blk": nb})
     return out
-
-
-def set_field(beats: np.ndarray, i: int, lo: int, bits: int, value: int) -> np.ndarray:
-    b = beats.copy()
-    mask = ((1 << bits) - 1) << lo
-    b[i] = np.uint64((int(b[i]) & ~mask) | ((int(value) << lo) & mask))
-    return b
-
-
-def get_field(beats: np.ndarray, i: int, lo: int, bits: int) -> int:
-    return (int(beats[i]) >> lo) & ((1 << bits) - 1)
 
 
 HEADER_FIELDS = [  # (beat, lo, bits, name)
@@ -229,28 +221,6 @@ def random_image_beats(rng: np.random.Generator, prog: Program, batch: int) -> n
     return pack_image_beats(x, prog.in_bytes)
 
 
-# ----------------------------------------------------------------------------- pool
-
-def build_pool(hw: HwConfig, r: random.Random, rng: np.random.Generator, n_random: int = 4) -> list:
-    """(name, model, program) of the valid programs the cases start from."""
-    pool = []
-    m = tiny_cnn_like(rng, 0.8)
-    pool.append(("tiny", m, compile_model(m, hw)))
-    tries = 0
-    while len(pool) < 1 + n_random and tries < 50:
-        tries += 1
-        model = randnet.random_qmodel(rng, zero_channel=r.random() < 0.3, dense_channel=r.random() < 0.3,
-                                      saturate=r.random() < 0.2)
-        try:
-            prog = compile_model(model, hw, dense=r.random() < 0.3)
-        except CompileError:
-            continue
-        if prog.n_beats() > 1500 or predict_cycles(prog, 1) > 40_000:
-            continue
-        pool.append((f"net{len(pool)}", model, prog))
-    return pool
-
-
 # ----------------------------------------------------------------------------- bench
 
 class Fuzzer:
@@ -389,7 +359,7 @@ class Fuzzer:
 
 
 @cocotb.test()
-async def test_stream_fuzz(dut):
+async def test_fuzz_cases(dut):
     """Mutated program / image / stray packets, each followed by a valid program and run."""
     r = random.Random(SEED)
     rng = np.random.default_rng(SEED)
@@ -455,3 +425,26 @@ async def test_command_with_stray_beat(dut):
         await ok.check_status(f"trial {trial}", 0, None, valid=True)
         await ok.counters(f"trial {trial}", batch)
     await sb.settle()
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+# the CI case, then the --fuzz campaign (marked slow)
+RUNS = [builds.param("verilator-top-L8", 60),
+        builds.param("verilator-top-L8", 600, slow=True), builds.param("verilator-top-L4", 250, slow=True),
+        builds.param("verilator-top-L16", 250, slow=True), builds.param("icarus-top-L8", 60, slow=True)]
+
+
+@pytest.mark.parametrize("build,cases", RUNS)
+def test_stream_fuzz(build, cases, tmp_path):
+    data = builds.run_with_stats(build, __file__, {"ZEROSKIP_FUZZ_CASES": str(cases)}, tmp_path,
+                                 f"stream{cases}")
+    d = data["stream_fuzz"]
+    assert d["cases"] == cases
+    codes = {c for kind in d["kinds"].values() for c in kind}
+    # every error the stream can produce was provoked, and valid cases succeeded
+    want = {"OK", "BAD_MAGIC", "BAD_VERSION", "CONFIG_MISMATCH", "TRUNCATED", "TOO_LONG", "BAD_LAYER",
+            "INPUT_SHORT", "UNEXPECTED"}
+    if cases >= 200:
+        want |= {"CAPACITY", "NO_PROGRAM", "INPUT_LONG", "BANK_CONFLICT"}
+    assert want <= codes, f"not provoked: {sorted(want - codes)}"

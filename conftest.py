@@ -1,13 +1,16 @@
-"""Shared pytest options: ``--fuzz`` enables the long fuzz runs (marked ``slow``).
+"""Shared pytest options for both test trees (``tests/`` and the cocotb benches' runners
+in ``tb/``): ``--fuzz`` enables the long fuzz runs (marked ``slow``).
 
 Tests are also marked by what they need, so the edit-run loop can leave the slow kinds
 out (``make test-fast`` = ``-m "not rtl and not eda"``): ``rtl`` (simulates the RTL),
 ``eda`` (FuseSoC / Yosys / the Vivado stand-in), ``ml`` (trains or imports PyTorch
-models). Whole files get theirs here; single tests elsewhere carry ``rtl`` themselves."""
+models). Whole files of ``tests/`` get theirs here; the benches in ``tb/`` and single
+tests elsewhere carry ``rtl`` themselves."""
 
 import os
 
 import pytest
+from zeroskip.tb.common.builds import fuzz_enabled  # noqa: F401  (tests import it from here)
 
 
 def pytest_addoption(parser):
@@ -21,9 +24,7 @@ def pytest_configure(config):
 
 
 FILE_MARKS = {
-    "test_fusesoc.py": ("eda",),
-    "test_rtl_top.py": ("rtl",), "test_rtl_sparse.py": ("rtl",), "test_rtl_blocks.py": ("rtl",),
-    "test_rtl_fuzz.py": ("rtl",), "test_driver_sim.py": ("rtl",),
+    "test_fusesoc.py": ("eda",), "test_driver_sim.py": ("rtl",),
     "test_host_ml.py": ("ml",), "test_golden_torch.py": ("ml",), "test_sparse_host.py": ("ml",),
     "test_ir.py": ("ml",), "test_board_install.py": ("eda",),
 }
@@ -39,7 +40,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def fuzz_enabled() -> bool:
-    return os.environ.get("ZEROSKIP_FUZZ") == "1"

@@ -10,7 +10,7 @@ Images include no active site, more than n_max active sites, sites on the border
 pooled cells dropped on odd map sizes; malformed site packets give the golden error code
 and beat (BAD_SITES, INPUT_SHORT, INPUT_LONG) and the next run is exact.
 
-Run through ``tests/test_rtl_sparse.py``. ``ZEROSKIP_SPARSE_NETS`` sets how many random
+Run through the pytest runner ``test_sparse_top`` below. ``ZEROSKIP_SPARSE_NETS`` sets how many random
 models ``test_random_sparse`` compiles per input mode.
 """
 
@@ -21,15 +21,20 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
+import pytest
 from zeroskip.driver import contract as C
 from zeroskip.driver.bundle import pack_inputs
 from zeroskip.driver.golden import pack_image_beats, parse_response
 from zeroskip.driver.program import F_AVG, F_MAXRED, F_POOLSITES, F_SCRUB, F_SITES, encode_program
-from zeroskip.host.quant import randnet
 from zeroskip.host.compiler.lowering import CompileError, compile_model
+from zeroskip.host.quant import randnet
 from zeroskip.host.quant.qmodel import QInputReduce, QLayer, QModel, QSparsePool
-from zeroskip.tb.test_zeroskip_top import Checker, _set_field
-from zeroskip.tb.test_zeroskip_top import setup as top_setup
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.checker import Checker
+from zeroskip.tb.common.checker import setup as top_setup
+from zeroskip.tb.common.programs import set_field
+
+pytestmark = pytest.mark.rtl
 
 SEED = int(os.environ.get("ZEROSKIP_TB_SEED", "4321"))
 
@@ -205,22 +210,22 @@ async def test_sparse_load_checks(dut):
     d0, d1 = starts[0], starts[1]
     grid = starts[next(i for i, lp in enumerate(prog.layers) if not lp.desc.sites)]
     cases = [
-        ("n_max 0", _set_field(good, 1, 56, 8, 0)),
-        ("n_max > SITE_CAP", _set_field(good, 1, 56, 8, hw.site_cap + 1)),
-        ("reduce with C_in 2", _set_field(good, 2, 56, 4, 2)),
-        ("sites with C_in 7", _set_field(_set_field(good, 2, 56, 4, 7), 1, 48, 8, 2)),
-        ("first layer not SITES", _set_field(good, d0, 3, 1, 0)),
-        ("SITES with XS2", _set_field(good, d0, 22, 1, 1)),
-        ("SITES with in_c_step", _set_field(good, d0, 48, 16, 1)),
-        ("SITES with P > 1", _set_field(_set_field(good, d0, 8, 4, 1), d0, 12, 4, hw.lanes_log2 - 1)),
-        ("MAXRED and AVG", _set_field(good, d1, 4, 2, 3)),
-        ("POOLSITES without SITES", _set_field(good, d1, 3, 1, 0)),
-        ("POOLSITES with h_it 65", _set_field(good, d1 + 1, 0, 16, 65)),
-        ("POOLSITES with w_valid 65", _set_field(good, d1 + 1, 32, 16, 65)),
-        ("SCRUB on layer 0 in mode 1", _set_field(good, d0, 7, 1, 1)),
-        ("in_list on a grid layer", _set_field(good, grid, 20, 1, 1)),
-        ("out_list on a grid layer", _set_field(good, grid, 21, 1, 1)),
-        ("SITES on the OUT layer", _set_field(good, starts[-1], 3, 1, 1)),
+        ("n_max 0", set_field(good, 1, 56, 8, 0)),
+        ("n_max > SITE_CAP", set_field(good, 1, 56, 8, hw.site_cap + 1)),
+        ("reduce with C_in 2", set_field(good, 2, 56, 4, 2)),
+        ("sites with C_in 7", set_field(set_field(good, 2, 56, 4, 7), 1, 48, 8, 2)),
+        ("first layer not SITES", set_field(good, d0, 3, 1, 0)),
+        ("SITES with XS2", set_field(good, d0, 22, 1, 1)),
+        ("SITES with in_c_step", set_field(good, d0, 48, 16, 1)),
+        ("SITES with P > 1", set_field(set_field(good, d0, 8, 4, 1), d0, 12, 4, hw.lanes_log2 - 1)),
+        ("MAXRED and AVG", set_field(good, d1, 4, 2, 3)),
+        ("POOLSITES without SITES", set_field(good, d1, 3, 1, 0)),
+        ("POOLSITES with h_it 65", set_field(good, d1 + 1, 0, 16, 65)),
+        ("POOLSITES with w_valid 65", set_field(good, d1 + 1, 32, 16, 65)),
+        ("SCRUB on layer 0 in mode 1", set_field(good, d0, 7, 1, 1)),
+        ("in_list on a grid layer", set_field(good, grid, 20, 1, 1)),
+        ("out_list on a grid layer", set_field(good, grid, 21, 1, 1)),
+        ("SITES on the OUT layer", set_field(good, starts[-1], 3, 1, 1)),
     ]
     for what, beats in cases:
         resp = await ck.load(beats, what=what)
@@ -230,3 +235,19 @@ async def test_sparse_load_checks(dut):
     await run_images(ck, prog, x, "after malformed")
     flags = {lp.desc.flags & (F_SITES | F_MAXRED | F_AVG | F_POOLSITES | F_SCRUB) for lp in prog.layers}
     assert any(f & F_AVG for f in flags) and any(f & F_SCRUB for f in flags), flags
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-sparse-L8", "verilator-sparse-L4",
+                                                             "verilator-top-L32",
+                                                             "verilator-sparse-L8-nosites", "icarus-sparse-L8")])
+def test_sparse_top(build, tmp_path):
+    """Verilator LANES 8 and 4 (SITE_CAP 64), LANES 32 (the top bench's build, with
+    FAULT_INJECT) and a SITE_CAP = 0 build (no sparse-pixel
+    support: CONFIG0[16] = 0, sparse programs refused); Icarus one short LANES 8
+    configuration with a smaller activation memory. ``--fuzz`` raises the random models per
+    input mode from 4 (Verilator) / 1 (Icarus) to 40 / 4."""
+    sim = builds.BUILDS[build].simulator
+    nets = {"verilator": (4, 40), "icarus": (1, 4)}[sim][int(builds.fuzz_enabled())]
+    builds.run(build, __file__, tmp_path, {"ZEROSKIP_SPARSE_NETS": str(nets)})

@@ -6,8 +6,12 @@ from __future__ import annotations
 import random
 
 import cocotb
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
+from zeroskip.tb.common import builds
+
+pytestmark = pytest.mark.rtl
 
 
 def s8(v: int) -> int:
@@ -60,3 +64,10 @@ async def test_mac_rows(dut):
     want_prods = [s8(a) * s8(w) for v, _, _, a, w in stim if v]
     assert prods == want_prods
     assert accs == rows
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-mac", "icarus-mac")])
+def test_zero_skip_mac(build, tmp_path):
+    builds.run(build, __file__, tmp_path)

@@ -2,18 +2,21 @@
 weight_store.hex, one LANES x 24-bit word per line) reads back word for word, then
 writes and registered reads behave as a simple dual-port RAM.
 
-``ZEROSKIP_WS_HEX`` names the hex file the build was given as INIT_FILE."""
+The hex file is the build's ``INIT_FILE`` parameter (the build table generates it:
+:func:`zeroskip.tb.common.builds.weight_store_hex`)."""
 
 from __future__ import annotations
 
-import os
 import random
 
 import cocotb
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.zstb import sim_params
 
-from zeroskip.tb.zstb import sim_params
+pytestmark = pytest.mark.rtl
 
 
 def read_hex(path: str) -> list[int]:
@@ -23,7 +26,7 @@ def read_hex(path: str) -> list[int]:
 @cocotb.test()
 async def test_init_and_rw(dut):
     Clock(dut.clk, 10, unit="ns").start()
-    words = read_hex(os.environ["ZEROSKIP_WS_HEX"])
+    words = read_hex(sim_params()["INIT_FILE"].strip('"'))
     width = len(dut.wr_data)
     dut.wr_en.value = 0
     dut.rd_en.value = 0
@@ -71,3 +74,10 @@ async def test_init_and_rw(dut):
         assert int(dut.rd_data.value) == v
         await FallingEdge(dut.clk)
         assert int(dut.rd_data.value) == v, "rd_en low must hold the read data"
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-ws", "icarus-ws")])
+def test_sparse_weight_store(build, tmp_path):
+    builds.run(build, __file__, tmp_path)

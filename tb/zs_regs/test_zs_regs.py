@@ -5,10 +5,14 @@ back to back, holds B and R under backpressure, and implements the register map
 from __future__ import annotations
 
 import cocotb
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadWrite
 from zeroskip.driver import contract as C
-from zeroskip.tb.zstb import sim_params
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.zstb import sim_params
+
+pytestmark = pytest.mark.rtl
 
 REG = C.REG
 
@@ -227,3 +231,10 @@ async def test_back_to_back_writes(dut):
     sent = bcount
     assert sent == len(values)
     assert await lite.read(REG["BATCH"]) == values[-1]
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-regs", "icarus-regs")])
+def test_zs_regs(build, tmp_path):
+    builds.run(build, __file__, tmp_path)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import random
 
 import cocotb
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
+from zeroskip.tb.common import builds
+from zeroskip.tb.common.zstb import sim_params
 
-from zeroskip.tb.zstb import sim_params
+pytestmark = pytest.mark.rtl
 
 
 def requant(acc: int, m: int, s: int, relu: bool) -> int:
@@ -62,3 +65,10 @@ async def test_requant(dut):
     assert len(got) == len(want)
     for k, (g, w) in enumerate(zip(got, want)):
         assert g == w, f"item {k}: {g} != {w}"
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+@pytest.mark.parametrize("build", [builds.param(b) for b in ("verilator-requant", "icarus-requant")])
+def test_zs_requant(build, tmp_path):
+    builds.run(build, __file__, tmp_path)

@@ -1,7 +1,7 @@
 """Cycle-level stream drivers and monitors for the robustness benches of ``zeroskip_top``
-(tb/test_stream_fuzz.py, tb/test_axi_stress.py, tb/test_rtl_limits.py).
+(test_stream_fuzz.py, test_axi_stress.py, test_rtl_limits.py in tb/zeroskip_top/).
 
-Unlike :class:`zeroskip.tb.zstb.TB` (cocotbext-axi frames), :class:`StreamBench` drives
+Unlike :class:`zeroskip.tb.common.zstb.TB` (cocotbext-axi frames), :class:`StreamBench` drives
 ``s_axis`` and ``m_axis_tready`` itself, one decision per clock edge, so a bench can
 
 * put TLAST on any beat (packets that end early, or carry a second packet right behind);
@@ -35,7 +35,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from zeroskip.driver import contract as C
 from zeroskip.driver.golden import GoldenEngine, parse_response, response_beat
 from zeroskip.driver.program import HwConfig
-from zeroskip.tb.zstb import hw_config, sim_params
+from zeroskip.tb.common.zstb import hw_config, sim_params
 
 REG = C.REG
 CTRL = C.CTRL

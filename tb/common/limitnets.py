@@ -1,5 +1,5 @@
 """Networks at the engine's capacity limits, for the RTL limit bench
-(tb/test_rtl_limits.py) and its golden-model twin (tests/test_rtl_fuzz.py).
+and its golden-model twin (both in tb/zeroskip_top/test_rtl_limits.py).
 
 numpy only. Each builder takes the overlay's :class:`~zeroskip.driver.program.HwConfig`
 and returns a :class:`~zeroskip.host.quant.qmodel.QModel` that the compiler maps onto it with
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 from zeroskip.driver.program import HwConfig
-from zeroskip.host.quant import randnet
 from zeroskip.host.compiler.lowering import CompileError, compile_model, plan_regions
+from zeroskip.host.quant import randnet
 from zeroskip.host.quant.qmodel import SHIFT_MIN, QLayer, QModel
 
 
