@@ -15,6 +15,7 @@ import numpy as np
 from zeroskip.driver.golden import image_timing
 from zeroskip.driver.program import HwConfig
 
+from zeroskip.host.bench.figures import _table, lane_budget
 from zeroskip.host.compiler import compile_model
 from zeroskip.host.quant import randnet
 from zeroskip.host.quant.qmodel import SHIFT_MIN, QLayer, QModel
@@ -84,7 +85,8 @@ def kind_figures(lanes=(8, 16, 32), sparsity: float = 0.7, seed: int = 0) -> lis
             d = prog.layers[0].desc
             rows.append({"kind": name, "lanes": L, "P": d.P, "Q": d.Q, "macs": lt.macs, "cycles": lt.total,
                          "issue_cycles": lt.issues, "utilization": lt.macs / (L * lt.total),
-                         "issue_utilization": lt.macs / (L * max(lt.issues, 1))})
+                         "issue_utilization": lt.macs / (L * max(lt.issues, 1)),
+                         "lane_cycles": lane_budget(prog.layers[0], lt, L)})
     return rows
 
 
@@ -101,6 +103,15 @@ def print_kinds(rows: list[dict]) -> None:
             r = next(r for r in rows if r["kind"] == name and r["lanes"] == L)
             line += f"{str(r['P']) + 'x' + str(r['Q']):>10}{r['utilization']:>8.3f} ({r['issue_utilization']:.3f})"
         print(line)
+    L0 = lanes[0]
+    print(f"\nwhere the lane-cycles go at LANES {L0} (fractions of LANES x cycles; causes as in the TinyCNN table):")
+    parts = ("useful", "idle_pixels", "fillers", "row_ends", "conflict_groups", "overhead")
+    body = []
+    for name in dict.fromkeys(r["kind"] for r in rows):
+        r = next(r for r in rows if r["kind"] == name and r["lanes"] == L0)
+        total = sum(r["lane_cycles"].values())
+        body.append([name] + [f"{r['lane_cycles'][k] / total:.3f}" for k in parts])
+    print(_table(body, ["layer kind", "useful", "idle px", "fillers", "row ends", "conflict ends", "setup/fill"]))
 
 
 def main(argv=None) -> int:
