@@ -32,6 +32,11 @@ def _table(rows: list[list], head: list[str]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+# the parts of a layer's LANES × cycles (lane_budget), in table order
+LANE_PARTS = ("useful", "idle_pixels", "fillers", "row_ends", "conflict_groups", "overhead")
+LANE_PART_HEADS = ("useful", "idle px", "fillers", "row ends", "conflict ends", "setup/fill")
+
+
 def lane_budget(lp, lt, lanes: int) -> dict:
     """Where a dense-tile layer's ``LANES × cycles`` lane-cycles go: useful MACs; lanes of
     invalid pixels (a row rounded up to whole tiles of P); and per valid pixel, the slots
@@ -112,12 +117,11 @@ def print_engine(f: dict) -> None:
     print("lane-cycles of the sparse run, as fractions of LANES x cycles: useful MACs; idle lanes of pixels past "
           "the row end (tile P); zero-weight filler slots; empty slots in a row's last group (group Q); groups ended "
           "early by bank conflicts; layer SETUP/clear/FILL; the input and output phases")
-    parts = ("useful", "idle_pixels", "fillers", "row_ends", "conflict_groups", "overhead")
+    parts = LANE_PARTS
     rows = [[lay["name"]] + [f"{lay['lane_cycles'][k] / total:.3f}" for k in parts] + ["-"]
             for lay in f["layers"]]
     rows.append(["total"] + [f"{f['lane_cycles'][k] / total:.3f}" for k in parts + ("input_output",)])
-    print(_table(rows, ["layer", "useful", "idle px", "fillers", "row ends", "conflict ends", "setup/fill",
-                        "in/out"]))
+    print(_table(rows, ["layer", *LANE_PART_HEADS, "in/out"]))
 
 
 from zeroskip.host.quant.qmodel import dense_grid_twin  # noqa: E402
@@ -138,6 +142,7 @@ def sparse_figures(args) -> dict:
     x = tr.x_test_int8[:200]
     hw = HwConfig(lanes=8)
     rows = {}
+    sites_run = None
     for label, model, kw in (("sparse-pixel, sites packet", tr.qmodel, {"input_mode": "sites"}),
                              ("sparse-pixel, engine reduce", tr.qmodel, {"input_mode": "reduce"}),
                              ("sparse-pixel, dense weights", tr.qmodel, {"input_mode": "sites", "dense": True}),
@@ -148,6 +153,8 @@ def sparse_figures(args) -> dict:
         eng.load(encode_program(prog))
         n = 200 if model is tr.qmodel else 4
         eng.run_images(pack_inputs(x[:n], prog.meta["input_layout"]))
+        if sites_run is None:
+            sites_run = (prog, eng)  # the first program: its per-layer cycles are the breakdown below
         cyc = np.asarray(eng.image_cycles, float)
         rows[label] = {"cycles_mean": float(cyc.mean()), "cycles_p99": float(np.percentile(cyc, 99)),
                        "us_mean": float(cyc.mean()) / CLOCK_MHZ}
@@ -163,9 +170,9 @@ def sparse_figures(args) -> dict:
     print(_table([[k, f"{v['cycles_mean']:.0f}", f"{v['cycles_p99']:.0f}", f"{v['us_mean']:.2f}",
                    f"{base / v['cycles_mean']:.1f}x"] for k, v in rows.items()],
                  ["program", "cycles mean", "p99", "us @100MHz", "fewer than dense"]))
-    from zeroskip.host.bench.sparse import format_breakdown, layer_breakdown
+    from zeroskip.host.bench.sparse import breakdown_of_run, format_breakdown
 
-    breakdown = layer_breakdown(tr.qmodel, x, 8)
+    breakdown = breakdown_of_run(tr.qmodel, *sites_run)
     print(format_breakdown(breakdown))
     return {"rows": rows, "breakdown": breakdown, "accuracy_float": tr.accuracy_float,
             "accuracy_int8": tr.accuracy_int8,

@@ -15,7 +15,7 @@ import numpy as np
 from zeroskip.driver.golden import image_timing
 from zeroskip.driver.program import HwConfig
 
-from zeroskip.host.bench.figures import _table, lane_budget
+from zeroskip.host.bench.figures import LANE_PART_HEADS, LANE_PARTS, _table, lane_budget
 from zeroskip.host.compiler import compile_model
 from zeroskip.host.quant import randnet
 from zeroskip.host.quant.qmodel import SHIFT_MIN, QLayer, QModel
@@ -105,13 +105,12 @@ def print_kinds(rows: list[dict]) -> None:
         print(line)
     L0 = lanes[0]
     print(f"\nwhere the lane-cycles go at LANES {L0} (fractions of LANES x cycles; causes as in the TinyCNN table):")
-    parts = ("useful", "idle_pixels", "fillers", "row_ends", "conflict_groups", "overhead")
     body = []
     for name in dict.fromkeys(r["kind"] for r in rows):
         r = next(r for r in rows if r["kind"] == name and r["lanes"] == L0)
         total = sum(r["lane_cycles"].values())
-        body.append([name] + [f"{r['lane_cycles'][k] / total:.3f}" for k in parts])
-    print(_table(body, ["layer kind", "useful", "idle px", "fillers", "row ends", "conflict ends", "setup/fill"]))
+        body.append([name] + [f"{r['lane_cycles'][k] / total:.3f}" for k in LANE_PARTS])
+    print(_table(body, ["layer kind", *LANE_PART_HEADS]))
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,14 @@ def layer_breakdown(qmodel, x_int8: np.ndarray, lanes: int, input_mode: str = "s
     eng = GoldenEngine(hw)
     eng.load(encode_program(prog))
     eng.run_images(pack_inputs(x_int8, prog.meta["input_layout"]))
+    return breakdown_of_run(qmodel, prog, eng)
+
+
+def breakdown_of_run(qmodel, prog, eng: GoldenEngine) -> dict:
+    """:func:`layer_breakdown` of a golden-model run that already happened: ``eng`` ran
+    ``prog`` (compiled from ``qmodel``) on the images."""
+    lanes = prog.lanes
+    n_images = len(eng.image_cycles)
     per = np.asarray(eng.image_layers, float).mean(axis=0)
     names = [getattr(layer, "name", "") or f"layer {i}" for i, layer in enumerate(qmodel.layers)]
     layers = []
@@ -42,8 +50,8 @@ def layer_breakdown(qmodel, x_int8: np.ndarray, lanes: int, input_mode: str = "s
                        "groups": int(sum(ch.n_groups for ch in lp.channels)), "cycles": float(cyc),
                        "macs": float(macs), "utilization": float(macs / (lanes * cyc))})
     cycles = float(np.mean(eng.image_cycles))
-    macs = eng.counters["MACS"] / len(x_int8)
-    return {"lanes": lanes, "images": len(x_int8), "cycles": cycles, "macs": macs,
+    macs = eng.counters["MACS"] / n_images
+    return {"lanes": lanes, "images": n_images, "cycles": cycles, "macs": macs,
             "utilization": macs / (lanes * cycles), "layers": layers}
 
 

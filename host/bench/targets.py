@@ -9,7 +9,9 @@ in ``--lanes``) are reported as not measured, never guessed.
 
 from __future__ import annotations
 
-LOSSES = ("idle_pixels", "fillers", "row_ends", "conflict_groups", "overhead")
+from zeroskip.host.bench.figures import LANE_PARTS
+
+LOSSES = tuple(k for k in LANE_PARTS if k != "useful")
 
 
 def _engine(result: dict, lanes: int) -> dict | None:
