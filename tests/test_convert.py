@@ -10,6 +10,7 @@ for a CNN and the ResNet the RTL simulation bit-exact with the golden model's cy
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import warnings
@@ -169,9 +170,9 @@ def _source(name: str, frontend: str, tmp: Path):
 CASES = [pytest.param(n, f, id=f"{n}-{f}") for n in MODELS for f in ("torch", "onnx")]
 
 
-def _roundtrip(name: str, frontend: str, tmp: Path, backend: str = "model", n: int = 12):
+def _roundtrip(name: str, frontend: str, tmp: Path, backend: str = "model", n: int = 12, lanes: int = 8):
     x = _data(name)
-    conv = convert(_source(name, frontend, tmp), x)
+    conv = convert(_source(name, frontend, tmp), x, lanes=lanes)
     assert conv.import_rel_error is not None and conv.import_rel_error < 1e-4, conv.import_rel_error
     assert conv.fits, conv.fit_error
     path = conv.export(tmp / f"bundle_{name}_{frontend}", test_inputs=x[:6])
@@ -199,6 +200,16 @@ def test_convert_export_predict(name, frontend, tmp_path):
     assert sum(r["cycles"] for r in rows) <= conv.cycles()
     rep = conv.report()
     assert "fit: fits" in rep and "us at 100 MHz" in rep and "import check" in rep
+
+
+@pytest.mark.parametrize("lanes", [16, 32])
+@pytest.mark.parametrize("name", ["resnet", "mlp_softmax"])
+def test_convert_for_wider_overlays(name, lanes, tmp_path):
+    """A user's model compiled for a LANES 16 or 32 overlay: the bundle says so, and the
+    golden model of that overlay runs it bit-exact with the predicted cycles."""
+    conv, _, last = _roundtrip(name, "torch", tmp_path, lanes=lanes)
+    manifest = json.loads((tmp_path / f"bundle_{name}_torch" / "manifest.json").read_text())
+    assert conv.program.lanes == lanes and manifest["hw"]["lanes"] == lanes, manifest["hw"]
 
 
 @pytest.mark.parametrize("name", ["kws_dscnn", "resnet"])
